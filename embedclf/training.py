@@ -1,0 +1,161 @@
+"""One training run from a composed config: data, vectors, model, fit, evaluation, metrics.json."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from embedclf import sources
+from embedclf.checkpoint_io import AtomicCheckpointIO
+from embedclf.datamodule import TextFolderDataModule
+from embedclf.paths import cache_dir
+from embedclf.vectors import Coverage, Vectors, build_embedding_matrix
+
+log = logging.getLogger(__name__)
+
+
+def load_word_vectors(cfg: DictConfig) -> Vectors:
+    """The vectors named by a ``vectors`` config group entry."""
+    v = cfg.vectors
+    return sources.word_vectors(
+        path=v.get("path"),
+        files=list(v.files),
+        member=v.member,
+        package=v.get("package"),
+        download=v.download,
+        urls=list(v.urls),
+        sha256=v.get("sha256"),
+        size=v.get("size"),
+        data_dir=cfg.paths.data_dir,
+        cache_dir=cache_dir(cfg.paths.cache_dir),
+    )
+
+
+def pretrained_embedding(
+    cfg: DictConfig, datamodule: TextFolderDataModule
+) -> tuple[np.ndarray, Coverage]:
+    """The embedding matrix for the run's vocabulary; words without a vector keep zero rows."""
+    vectors = load_word_vectors(cfg)
+    if cfg.vectors.get("dim") and vectors.dim != cfg.vectors.dim:
+        raise sources.DataError(
+            f"vectors={cfg.vectors.name} should have {cfg.vectors.dim} "
+            f"dimensions but the file has {vectors.dim}"
+        )
+    corpus = datamodule.corpus
+    init = np.zeros((datamodule.vocab_size, vectors.dim), dtype=np.float32)
+    matrix, coverage = build_embedding_matrix(corpus.vocab, corpus.counts, vectors, init)
+    log.info(
+        "%s: found %d of %d vocabulary words",
+        cfg.vectors.name,
+        coverage.vocab_found,
+        coverage.vocab_size,
+    )
+    log.info(coverage.summary())
+    return matrix, coverage
+
+
+def _log_coverage(trainer: pl.Trainer, coverage: Coverage) -> None:
+    for logger in trainer.loggers:
+        logger.log_metrics(
+            {
+                "vectors/vocab_coverage": coverage.vocab_share,
+                "vectors/token_coverage": coverage.token_share,
+            },
+            step=0,
+        )
+        experiment = getattr(logger, "experiment", None)
+        if hasattr(experiment, "add_text"):
+            missing = ", ".join(f"{w} ({n})" for w, n in coverage.top_missing)
+            experiment.add_text("vectors/coverage", f"{coverage.summary()}\n\nmissing: {missing}")
+
+
+def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit, then score validation and test from the saved checkpoint, as the seed does."""
+    pl.seed_everything(cfg.seed, workers=True)
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+
+    datamodule: TextFolderDataModule = instantiate(cfg.data)
+    started = time.perf_counter()
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    prepare_seconds = time.perf_counter() - started
+
+    embedding_init, coverage = None, None
+    model_args: dict[str, Any] = {}
+    if cfg.get("vectors"):
+        embedding_init, coverage = pretrained_embedding(cfg, datamodule)
+        model_args["embedding_dim"] = embedding_init.shape[1]
+    model = instantiate(
+        cfg.model,
+        _recursive_=False,
+        vocab_size=datamodule.vocab_size,
+        seq_len=cfg.data.maxlen,
+        num_classes=datamodule.num_classes,
+        embedding_init=embedding_init,
+        **model_args,
+    )
+
+    callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values() if c]
+    loggers = [instantiate(c) for c in cfg.get("logger", {}).values() if c]
+    trainer: pl.Trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers, plugins=[AtomicCheckpointIO()]
+    )
+    for logger in trainer.loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    if coverage is not None:
+        _log_coverage(trainer, coverage)
+
+    started = time.perf_counter()
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("resume"))
+    fit_seconds = time.perf_counter() - started
+
+    ckpt_path = cfg.get("ckpt_path", "last")
+    if trainer.fast_dev_run:
+        ckpt_path = None  # fast_dev_run saves no checkpoint; score the weights in memory
+    val = trainer.validate(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
+    test = trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
+    sizes = datamodule.sizes()
+    metrics: dict[str, Any] = {
+        "val_acc": val[0]["val/acc"],
+        "val_loss": val[0]["val/loss"],
+        "test_acc": test[0]["test/acc"],
+        "test_loss": test[0]["test/loss"],
+        "val_acc_best": float(model.val_acc_best.compute()) if trainer.current_epoch else None,
+        "epochs": trainer.current_epoch,
+        "train_samples": sizes["train"],
+        "val_samples": sizes["val"],
+        "test_samples": sizes["test"],
+        "fit_seconds": round(fit_seconds, 3),
+        "prepare_seconds": round(prepare_seconds, 3),
+        "checkpoint": str(
+            trainer.checkpoint_callback.last_model_path
+            if ckpt_path == "last" and trainer.checkpoint_callback
+            else trainer.checkpoint_callback.best_model_path
+            if trainer.checkpoint_callback
+            else ""
+        ),
+        "seed": cfg.seed,
+    }
+    if coverage is not None:
+        metrics["vectors_coverage"] = coverage.vocab_share
+        metrics["vectors_token_coverage"] = coverage.token_share
+    if trainer.is_global_zero:
+        write_json_atomic(output_dir / "metrics.json", metrics)
+        log.info("metrics: %s", json.dumps(metrics))
+    return metrics

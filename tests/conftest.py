@@ -1,0 +1,95 @@
+"""Shared fixtures: a small generated aclImdb-like dataset, isolated data/cache dirs."""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+REAL_ARCHIVE = SHARED_DATA / "aclImdb_v1.tar.gz"
+REAL_GLOVE_50D = SHARED_DATA / "glove.6B.50d.zip"
+
+POSITIVE = ["good", "great", "wonderful", "superb", "loved"]
+NEGATIVE = ["bad", "awful", "boring", "terrible", "hated"]
+NEUTRAL = ["the", "movie", "film", "plot", "actor", "scene", "story", "and", "a", "it"]
+
+
+def review(rng: random.Random, label: str) -> str:
+    cue = POSITIVE if label == "pos" else NEGATIVE
+    words = [rng.choice(NEUTRAL) for _ in range(rng.randint(8, 30))]
+    for _ in range(3):
+        words.insert(rng.randrange(len(words) + 1), rng.choice(cue))
+    return " ".join(words).capitalize() + ". <br /><br />Rated, honestly!"
+
+
+def write_tree(root: Path, per_class: int = 40, classes=("neg", "pos"), seed: int = 0) -> Path:
+    """An aclImdb-like tree: train/<class>, test/<class>, plus an unlabelled train/unsup."""
+    rng = random.Random(seed)
+    for split in ("train", "test"):
+        for label in classes:
+            folder = root / split / label
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                (folder / f"{i}_{7 if label == 'pos' else 2}.txt").write_text(review(rng, label))
+    unsup = root / "train" / "unsup"
+    unsup.mkdir()
+    (unsup / "0_0.txt").write_text("unlabelled text that must be ignored")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_tree(tmp_path_factory) -> Path:
+    return write_tree(tmp_path_factory.mktemp("tree") / "aclImdb")
+
+
+@pytest.fixture(scope="session")
+def tiny_archive(tiny_tree: Path, tmp_path_factory) -> Path:
+    """``aclImdb_v1.tar.gz`` holding the tiny tree under ``aclImdb/``, in a data dir of its own."""
+    path = tmp_path_factory.mktemp("archive") / "aclImdb_v1.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        tar.add(tiny_tree, arcname="aclImdb")
+        readme = b"tiny test dataset\n"
+        info = tarfile.TarInfo("aclImdb/README")
+        info.size = len(readme)
+        tar.addfile(info, io.BytesIO(readme))
+    return path
+
+
+@pytest.fixture
+def dirs(tmp_path, monkeypatch) -> dict[str, Path]:
+    """Empty data and cache dirs, set as the environment's defaults; HOME too (Keras cache)."""
+    out = {name: tmp_path / name for name in ("data", "cache", "home", "run")}
+    for path in out.values():
+        path.mkdir()
+    monkeypatch.setenv("EMBEDCLF_DATA_DIR", str(out["data"]))
+    monkeypatch.setenv("EMBEDCLF_CACHE_DIR", str(out["cache"]))
+    monkeypatch.setenv("HOME", str(out["home"]))
+    return out
+
+
+def run_script(
+    args: list[str],
+    env_dirs: dict[str, Path] | None = None,
+    script: str = "train.py",
+    timeout: int = 600,
+) -> subprocess.CompletedProcess:
+    """Run a project entry point as a user would, from the repository root."""
+    env = dict(os.environ)
+    if env_dirs:
+        env.update(
+            EMBEDCLF_DATA_DIR=str(env_dirs["data"]),
+            EMBEDCLF_CACHE_DIR=str(env_dirs["cache"]),
+            HOME=str(env_dirs["home"]),
+        )
+    command = [sys.executable, *script.split(), *args]
+    return subprocess.run(
+        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )

@@ -1,0 +1,312 @@
+"""fetch() against a real HTTP server on the loopback interface."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from embedclf.download import DownloadError, fetch, sha256_of
+
+SIZE = 300_000
+Route = Callable[[BaseHTTPRequestHandler], None]
+
+
+class LoopbackServer(ThreadingHTTPServer):
+    """Serves `routes` (path -> handler function) and records each request's path and Range."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.routes: dict[str, Route] = {}
+        self.requests: list[tuple[str, str | None]] = []
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}{path}"
+
+    def paths(self) -> list[str]:
+        return [path for path, _ in self.requests]
+
+    def ranges(self) -> list[str | None]:
+        return [range_ for _, range_ in self.requests]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: LoopbackServer
+
+    def do_GET(self) -> None:
+        self.server.requests.append((self.path, self.headers.get("Range")))
+        route = self.server.routes.get(self.path)
+        if route is None:
+            self.send_error(404)
+        else:
+            route(self)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def serve_bytes(
+    data: bytes,
+    *,
+    honour_range: bool = True,
+    drops: int = 0,
+    fail_status: int | None = None,
+    content_type: str = "application/octet-stream",
+) -> Route:
+    """A route serving `data`.
+
+    The first `drops` answers announce their full length but close the connection half way;
+    with `fail_status`, the first answer is that HTTP status instead.
+    """
+    calls = 0
+
+    def handle(handler: BaseHTTPRequestHandler) -> None:
+        nonlocal calls
+        calls += 1
+        if fail_status is not None and calls == 1:
+            handler.send_error(fail_status)
+            return
+        start = 0
+        range_ = handler.headers.get("Range")
+        if range_ and honour_range:
+            start = int(re.fullmatch(r"bytes=(\d+)-", range_)[1])
+            if start >= len(data):
+                handler.send_response(416)
+                handler.send_header("Content-Range", f"bytes */{len(data)}")
+                handler.send_header("Content-Length", "0")
+                handler.end_headers()
+                return
+            handler.send_response(206)
+            handler.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            handler.send_response(200)
+        body = data[start:]
+        handler.send_header("Content-Type", content_type)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        if calls <= drops:
+            handler.wfile.write(body[: len(body) // 2])
+            handler.close_connection = True  # HTTP/1.0: the socket closes when we return
+            return
+        handler.wfile.write(body)
+
+    return handle
+
+
+@pytest.fixture
+def server() -> Iterator[LoopbackServer]:
+    httpd = LoopbackServer()
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.01,), daemon=True)
+    thread.start()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join()
+
+
+@pytest.fixture
+def data() -> bytes:
+    return os.urandom(SIZE)
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def get(urls: list[str], dest: Path, sha256: str | None, **kwargs: object) -> Path:
+    """fetch() with settings for tests: no waiting between retries, no progress bar."""
+    return fetch(urls, dest, sha256, backoff=0, timeout=5, progress=False, **kwargs)
+
+
+def part_of(dest: Path) -> Path:
+    return dest.parent / (dest.name + ".part")
+
+
+def test_normal_download(server: LoopbackServer, data: bytes, tmp_path: Path) -> None:
+    server.routes["/f.bin"] = serve_bytes(data)
+    dest = tmp_path / "sub" / "f.bin"
+
+    assert get([server.url("/f.bin")], dest, sha(data), size=SIZE) == dest
+
+    assert dest.read_bytes() == data
+    assert sha256_of(dest) == sha(data)
+    assert not part_of(dest).exists()
+    assert server.ranges() == [None]
+    # an existing file is returned as it is, with no request
+    assert get([server.url("/f.bin")], dest, sha(data)) == dest
+    assert len(server.requests) == 1
+
+
+def test_dropped_connection_resumes_with_range(
+    server: LoopbackServer, data: bytes, tmp_path: Path
+) -> None:
+    server.routes["/f.bin"] = serve_bytes(data, drops=1)
+    dest = tmp_path / "f.bin"
+
+    get([server.url("/f.bin")], dest, sha(data), size=SIZE)
+
+    assert dest.read_bytes() == data
+    assert not part_of(dest).exists()
+    # the first answer sent half the bytes; the retry asked for the rest, not for all of it
+    assert server.ranges() == [None, f"bytes={SIZE // 2}-"]
+
+
+def test_dropped_connection_restarts_when_range_is_ignored(
+    server: LoopbackServer, data: bytes, tmp_path: Path
+) -> None:
+    server.routes["/f.bin"] = serve_bytes(data, drops=1, honour_range=False)
+    dest = tmp_path / "f.bin"
+
+    get([server.url("/f.bin")], dest, sha(data), size=SIZE)
+
+    assert dest.read_bytes() == data  # the half from the first try was not kept
+    assert len(server.requests) == 2
+    assert server.ranges()[1] is not None
+
+
+def test_connection_dropped_every_time(server: LoopbackServer, data: bytes, tmp_path: Path) -> None:
+    server.routes["/f.bin"] = serve_bytes(data, drops=100)
+    dest = tmp_path / "f.bin"
+
+    with pytest.raises(DownloadError) as caught:
+        get([server.url("/f.bin")], dest, sha(data), retries=2)
+
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "connection dropped 3 times" in message
+    assert len(server.requests) == 3
+    assert not dest.exists()
+    assert part_of(dest).exists()  # kept for the next run to resume
+
+
+def test_server_error_is_retried(server: LoopbackServer, data: bytes, tmp_path: Path) -> None:
+    server.routes["/f.bin"] = serve_bytes(data, fail_status=503)
+    dest = tmp_path / "f.bin"
+
+    get([server.url("/f.bin")], dest, sha(data))
+
+    assert dest.read_bytes() == data
+    assert len(server.requests) == 2
+
+
+def test_checksum_mismatch(server: LoopbackServer, data: bytes, tmp_path: Path) -> None:
+    server.routes["/f.bin"] = serve_bytes(data)
+    dest = tmp_path / "f.bin"
+    expected = sha(b"something else")
+
+    with pytest.raises(DownloadError) as caught:
+        get([server.url("/f.bin")], dest, expected)
+
+    message = str(caught.value)
+    assert "\n" not in message
+    assert f"sha256 mismatch: got {sha(data)}, expected {expected}" in message
+    assert not dest.exists()
+    assert not part_of(dest).exists()
+    assert len(server.requests) == 1
+
+
+def test_size_mismatch(server: LoopbackServer, data: bytes, tmp_path: Path) -> None:
+    server.routes["/f.bin"] = serve_bytes(data)
+    dest = tmp_path / "f.bin"
+
+    with pytest.raises(DownloadError, match="size mismatch"):
+        get([server.url("/f.bin")], dest, None, size=SIZE + 1)
+
+    assert not dest.exists()
+    assert not part_of(dest).exists()
+
+
+def test_404_names_url_and_offline_fix(server: LoopbackServer, tmp_path: Path) -> None:
+    url = server.url("/missing.bin")
+    dest = tmp_path / "data" / "f.bin"
+
+    with pytest.raises(DownloadError) as caught:
+        get([url], dest, None)
+
+    message = str(caught.value)
+    assert "\n" not in message
+    assert f"{url} (HTTP 404)" in message
+    assert message.endswith(f"download f.bin by hand and place it in {dest.parent}")
+    assert len(server.requests) == 1  # not retried
+    assert not dest.exists()
+
+
+def test_html_page_is_not_the_file(server: LoopbackServer, tmp_path: Path) -> None:
+    page = b"<html><body>Please log in</body></html>"
+    server.routes["/f.bin"] = serve_bytes(page, content_type="text/html; charset=utf-8")
+    dest = tmp_path / "f.bin"
+
+    with pytest.raises(DownloadError) as caught:
+        get([server.url("/f.bin")], dest, None)
+
+    assert "\n" not in str(caught.value)
+    assert "got an HTML page" in str(caught.value)
+    assert not dest.exists()
+    assert not part_of(dest).exists()
+    assert len(server.requests) == 1
+
+
+def test_mirrors_are_tried_in_order(server: LoopbackServer, data: bytes, tmp_path: Path) -> None:
+    server.routes["/mirror2/f.bin"] = serve_bytes(data)
+    dest = tmp_path / "f.bin"
+
+    get([server.url("/mirror1/f.bin"), server.url("/mirror2/f.bin")], dest, sha(data))
+
+    assert dest.read_bytes() == data
+    assert server.paths() == ["/mirror1/f.bin", "/mirror2/f.bin"]
+
+
+def test_part_from_earlier_run_is_resumed(
+    server: LoopbackServer, data: bytes, tmp_path: Path
+) -> None:
+    server.routes["/f.bin"] = serve_bytes(data)
+    dest = tmp_path / "f.bin"
+    part_of(dest).write_bytes(data[:100_000])
+
+    get([server.url("/f.bin")], dest, sha(data), size=SIZE)
+
+    assert dest.read_bytes() == data
+    assert not part_of(dest).exists()
+    assert server.ranges() == ["bytes=100000-"]
+
+
+def test_complete_part_is_verified_not_downloaded(
+    server: LoopbackServer, data: bytes, tmp_path: Path
+) -> None:
+    server.routes["/f.bin"] = serve_bytes(data)
+    dest = tmp_path / "f.bin"
+    part_of(dest).write_bytes(data)
+
+    get([server.url("/f.bin")], dest, sha(data))
+
+    assert dest.read_bytes() == data
+    assert server.ranges() == [f"bytes={SIZE}-"]  # answered 416, no body
+
+
+def test_bogus_part_is_discarded(server: LoopbackServer, data: bytes, tmp_path: Path) -> None:
+    server.routes["/f.bin"] = serve_bytes(data)
+    dest = tmp_path / "f.bin"
+    part_of(dest).write_bytes(b"x" * (SIZE + 10))
+
+    get([server.url("/f.bin")], dest, sha(data))
+
+    assert dest.read_bytes() == data
+    assert server.ranges() == [f"bytes={SIZE + 10}-", None]
+
+
+def test_unwritable_data_dir(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+
+    with pytest.raises(DownloadError, match="EMBEDCLF_DATA_DIR") as caught:
+        get(["http://127.0.0.1:9/f.bin"], blocker / "data" / "f.bin", None)
+
+    assert str(blocker / "data") in str(caught.value)

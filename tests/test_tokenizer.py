@@ -1,0 +1,86 @@
+"""Keras Tokenizer / pad_sequences parity on hand-written cases."""
+
+import numpy as np
+import pytest
+
+from embedclf.tokenizer import KERAS_FILTERS, KerasTokenizer, pad_sequences
+
+
+def test_words_lowercase_filters_and_empty_pieces():
+    tok = KerasTokenizer()
+    text = "Hello, WORLD!! It's  a <br /><br />movie...\tso-so\n(10/10)"
+    # Keras keeps apostrophes (not in its filters) and drops every filter character
+    assert tok.words(text) == [
+        "hello",
+        "world",
+        "it's",
+        "a",
+        "br",
+        "br",
+        "movie",
+        "so",
+        "so",
+        "10",
+        "10",
+    ]
+    assert "'" not in KERAS_FILTERS and "<" in KERAS_FILTERS
+
+
+def test_word_index_ranks_by_count_with_ties_in_first_appearance_order():
+    tok = KerasTokenizer().fit_on_texts(["b a c", "c d b", "e c"])
+    # counts: c=3, b=2, a=1, d=1, e=1 -> ties a, d, e in order of first appearance
+    assert tok.word_index == {"c": 1, "b": 2, "a": 3, "d": 4, "e": 5}
+    assert tok.vocabulary() == ["", "c", "b", "a", "d", "e"]
+
+
+def test_num_words_keeps_num_words_minus_one_and_drops_unknown_words():
+    tok = KerasTokenizer(num_words=3).fit_on_texts(["b a c", "c d b", "e c"])
+    assert tok.vocab_size == 3
+    assert tok.vocabulary() == ["", "c", "b"]
+    # a, d (rank >= 3) and the unseen word z are dropped, not mapped to an OOV id
+    assert tok.texts_to_sequences(["a b c d z", "Z, C!"]) == [[2, 1], [1]]
+
+
+def test_vocab_size_without_limit_counts_padding():
+    tok = KerasTokenizer().fit_on_texts(["x y y"])
+    assert tok.vocab_size == 3
+    assert tok.texts_to_sequences(["y x q"]) == [[1, 2]]
+
+
+def test_custom_filters_and_case():
+    tok = KerasTokenizer(filters="", lower=False).fit_on_texts(["A a, a,"])
+    assert tok.word_index == {"a,": 1, "A": 2}
+
+
+def test_invalid_num_words():
+    with pytest.raises(ValueError, match="num_words"):
+        KerasTokenizer(num_words=0)
+
+
+SEQS = [[1, 2, 3, 4, 5], [6, 7], []]
+
+
+def test_pad_pre_truncate_pre_keeps_the_last_ids():
+    out = pad_sequences(SEQS, maxlen=3)
+    np.testing.assert_array_equal(out, [[3, 4, 5], [0, 6, 7], [0, 0, 0]])
+
+
+def test_pad_post_truncate_post_keeps_the_first_ids():
+    out = pad_sequences(SEQS, maxlen=3, padding="post", truncating="post")
+    np.testing.assert_array_equal(out, [[1, 2, 3], [6, 7, 0], [0, 0, 0]])
+
+
+def test_pad_mixed_modes_and_value():
+    out = pad_sequences(SEQS, maxlen=4, padding="post", truncating="pre", value=9)
+    np.testing.assert_array_equal(out, [[2, 3, 4, 5], [6, 7, 9, 9], [9, 9, 9, 9]])
+    out = pad_sequences(SEQS, maxlen=4, padding="pre", truncating="post")
+    np.testing.assert_array_equal(out, [[1, 2, 3, 4], [0, 0, 6, 7], [0, 0, 0, 0]])
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"maxlen": 0}, {"maxlen": 2, "padding": "middle"}, {"maxlen": 2, "truncating": "both"}],
+)
+def test_pad_rejects_bad_settings(kwargs):
+    with pytest.raises(ValueError):
+        pad_sequences(SEQS, **kwargs)
