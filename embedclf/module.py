@@ -41,6 +41,7 @@ class EmbeddingClassifierModule(pl.LightningModule):
         keras_init: bool = True,
         freeze_embedding: bool = False,
         embedding_init: np.ndarray | None = None,
+        pooling: str = "flatten",
         scheduler: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -60,6 +61,7 @@ class EmbeddingClassifierModule(pl.LightningModule):
             keras_init,
             embedding_init,
             freeze_embedding,
+            pooling,
         )
         self.binary = num_classes == 2
         task = (

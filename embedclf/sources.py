@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from embedclf.archive import ArchiveError, safe_extract_tar
-from embedclf.download import DownloadError, fetch, sha256_of
+from embedclf.download import DownloadError, fetch
 from embedclf.paths import cache_key, file_identity, search_dirs
 from embedclf.vectors import Vectors, VectorsError, load_packaged_glove_6b_50d, load_vectors
 
@@ -58,7 +58,6 @@ def find_dataset(
     archive: str,
     urls: Sequence[str],
     sha256: str | None,
-    size: int | None,
     data_dir: str | None,
 ) -> Path:
     """The dataset folder or archive to use, downloading the archive if nobody has it.
@@ -82,25 +81,17 @@ def find_dataset(
     found = find_local([archive], data_dir)
     if found is not None:
         return found
-    return fetch(urls, search_dirs(data_dir)[0] / Path(archive).name, sha256, size=size)
+    return fetch(urls, search_dirs(data_dir)[0] / Path(archive).name, sha256)
 
 
-def extracted_root(
-    archive: Path, cache_dir: Path, *, sha256: str | None = None, size: int | None = None
-) -> Path:
+def extracted_root(archive: Path, cache_dir: Path) -> Path:
     """Extract ``archive`` once into the cache and return the dataset folder inside it.
 
-    A user's own archive (a repack, say) may have any checksum; one with exactly the published
-    size but another checksum is a damaged copy of the published file and is refused.
+    A user's own archive (a repack, say) may have any checksum: it is not compared with the
+    published one, but a damaged one fails extraction with a clear error.
     """
     key = cache_key(file_identity(archive))
     dest = cache_dir / "datasets" / f"{archive.name.split('.')[0]}-{key}"
-    published_size = sha256 and archive.stat().st_size == size
-    if not dest.exists() and published_size and sha256_of(archive) != sha256:
-        raise DataError(
-            f"{archive} has the size of the published archive but not its "
-            "sha256; it is corrupt: delete it to download it again"
-        )
     safe_extract_tar(archive, dest, members=_labelled_text)
     candidates = [dest, *sorted(p for p in dest.iterdir() if p.is_dir())]
     for candidate in candidates:
@@ -118,7 +109,6 @@ def word_vectors(
     download: str,
     urls: Sequence[str],
     sha256: str | None,
-    size: int | None,
     data_dir: str | None,
     cache_dir: Path,
 ) -> Vectors:
@@ -139,7 +129,7 @@ def word_vectors(
             log.info("%s; downloading instead", err)
     dest = search_dirs(data_dir)[0] / download
     try:
-        fetched = fetch(urls, dest, sha256, size=size)
+        fetched = fetch(urls, dest, sha256)
     except DownloadError as err:
         hint = " (or pip install 'embedclf[glove50]' for the 50-d vectors)" if package else ""
         raise DownloadError(f"{err}{hint}") from None

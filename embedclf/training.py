@@ -13,6 +13,7 @@ import numpy as np
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ProgressBar
 
 from embedclf import sources
 from embedclf.checkpoint_io import AtomicCheckpointIO
@@ -34,7 +35,6 @@ def load_word_vectors(cfg: DictConfig) -> Vectors:
         download=v.download,
         urls=list(v.urls),
         sha256=v.get("sha256"),
-        size=v.get("size"),
         data_dir=cfg.paths.data_dir,
         cache_dir=cache_dir(cfg.paths.cache_dir),
     )
@@ -112,6 +112,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     )
 
     callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values() if c]
+    if not cfg.trainer.get("enable_progress_bar", True):  # honour it, whatever callbacks say
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     loggers = [instantiate(c) for c in cfg.get("logger", {}).values() if c]
     trainer: pl.Trainer = instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers, plugins=[AtomicCheckpointIO()]

@@ -8,9 +8,13 @@ import random
 import subprocess
 import sys
 import tarfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from loopback import LoopbackServer
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -93,3 +97,15 @@ def run_script(
     return subprocess.run(
         command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
     )
+
+
+@pytest.fixture
+def server() -> Iterator[LoopbackServer]:
+    """An HTTP server on 127.0.0.1 serving ``server.routes``, stopped after the test."""
+    httpd = LoopbackServer()
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.01,), daemon=True)
+    thread.start()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join()

@@ -78,3 +78,19 @@ def test_run_dirs_are_sub_second_and_outputs_derive_from_the_run_dir():
 def test_seed_drives_the_split():
     cfg = cfg_for("experiment=seed_glove", "seed=7")
     assert cfg.data.split_seed == 7
+
+
+def test_bag_experiments_change_only_what_they_say():
+    learned, seed = cfg_for("experiment=bag_learned"), cfg_for("experiment=seed_learned")
+    assert (learned.model.pooling, learned.data.maxlen, learned.data.num_words) == (
+        "mean",
+        400,
+        20000,
+    )
+    assert (learned.data.val_samples, learned.trainer.max_epochs) == (
+        seed.data.val_samples,
+        seed.trainer.max_epochs,
+    )
+    glove = cfg_for("experiment=bag_glove")
+    assert glove.model.pooling == "mean" and glove.model.freeze_embedding
+    assert (glove.data.train_samples, glove.data.val_samples) == (200, 10000)

@@ -79,3 +79,21 @@ def test_parameters_given_to_the_optimiser_exclude_frozen_ones():
     given = {id(p) for group in optimizer.param_groups for p in group["params"]}
     assert id(module.net.embedding.weight) not in given
     assert len(given) == 4  # two dense layers, weight and bias each
+
+
+def test_mean_pooling_ignores_padding_and_position():
+    torch.manual_seed(0)
+    net = EmbeddingClassifier(50, 4, 6, pooling="mean")
+    a = torch.tensor([[0, 0, 0, 3, 7, 9]])
+    b = torch.tensor([[9, 3, 7, 0, 0, 0]])  # same words, other order, padding after
+    c = torch.tensor([[0, 0, 0, 0, 3, 7]])  # one word fewer
+    assert torch.allclose(net(a), net(b)) and not torch.allclose(net(a), net(c))
+    # a longer sequence needs no more parameters
+    assert sum(p.numel() for p in net.parameters()) == sum(
+        p.numel() for p in EmbeddingClassifier(50, 4, 600, pooling="mean").parameters()
+    )
+
+
+def test_unknown_pooling_is_refused():
+    with pytest.raises(ValueError, match=r"model\.pooling"):
+        EmbeddingClassifier(50, 4, 6, pooling="max")
