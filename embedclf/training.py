@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ProgressBar
@@ -84,6 +85,37 @@ def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def scored_checkpoint(trainer: pl.Trainer, choice: str) -> str | None:
+    """The file of ``ckpt_path``: ``last`` (final weights), ``best`` (by the monitor) or a path.
+
+    Read from the callbacks' settings rather than their state: after a ``ddp_spawn`` run the
+    main process only gets the first callback's state back.
+    """
+    if choice not in ("last", "best"):
+        return choice
+    for callback in trainer.checkpoint_callbacks:
+        if (callback.monitor is None) == (choice == "last"):
+            path = callback.best_model_path or callback.format_checkpoint_name({})
+            if Path(path).is_file():
+                return path
+    raise sources.DataError(
+        f"ckpt_path={choice}: no such checkpoint was saved; keep callbacks.model_checkpoint and "
+        "callbacks.last_checkpoint, or give ckpt_path a file"
+    )
+
+
+def epochs_trained(trainer: pl.Trainer) -> int:
+    """Epochs completed; read from the last checkpoint when the count stayed in a spawned
+    process (``ddp_spawn``), whose trainer the main process does not get back."""
+    if trainer.current_epoch or trainer.fast_dev_run:
+        return trainer.current_epoch
+    try:
+        last = scored_checkpoint(trainer, "last")
+    except sources.DataError:
+        return trainer.current_epoch
+    return int(torch.load(last, map_location="cpu", weights_only=True)["epoch"]) + 1
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, then score validation and test from the saved checkpoint, as the seed does."""
     pl.seed_everything(cfg.seed, workers=True)
@@ -126,10 +158,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     started = time.perf_counter()
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("resume"))
     fit_seconds = time.perf_counter() - started
+    val_acc_best = trainer.callback_metrics.get("val/acc_best")  # before validate() resets them
 
-    ckpt_path = cfg.get("ckpt_path", "last")
-    if trainer.fast_dev_run:
-        ckpt_path = None  # fast_dev_run saves no checkpoint; score the weights in memory
+    ckpt_path = None if trainer.fast_dev_run else scored_checkpoint(trainer, cfg.ckpt_path)
     val = trainer.validate(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
     test = trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
     sizes = datamodule.sizes()
@@ -138,20 +169,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "val_loss": val[0]["val/loss"],
         "test_acc": test[0]["test/acc"],
         "test_loss": test[0]["test/loss"],
-        "val_acc_best": float(model.val_acc_best.compute()) if trainer.current_epoch else None,
-        "epochs": trainer.current_epoch,
+        "val_acc_best": None if val_acc_best is None else float(val_acc_best),
+        "epochs": epochs_trained(trainer),
         "train_samples": sizes["train"],
         "val_samples": sizes["val"],
         "test_samples": sizes["test"],
         "fit_seconds": round(fit_seconds, 3),
         "prepare_seconds": round(prepare_seconds, 3),
-        "checkpoint": str(
-            trainer.checkpoint_callback.last_model_path
-            if ckpt_path == "last" and trainer.checkpoint_callback
-            else trainer.checkpoint_callback.best_model_path
-            if trainer.checkpoint_callback
-            else ""
-        ),
+        "checkpoint": ckpt_path,
         "seed": cfg.seed,
     }
     if coverage is not None:

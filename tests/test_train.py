@@ -57,7 +57,11 @@ def test_train_small_learned_run_writes_metrics_tensorboard_and_checkpoints(dirs
     for tag in ("train/loss", "train/acc", "val/loss", "val/acc"):
         assert len(curves[tag]) >= 3, (tag, curves.keys())  # one point per epoch at least
     assert curves["train/loss"][2] < curves["train/loss"][0]
-    assert (run / "checkpoints" / "last.ckpt").is_file()
+    # last.ckpt holds the final epoch's weights whether or not that epoch was the best
+    last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    assert last["epoch"] == 2 and last["global_step"] == 3 * 8  # 64 samples / batch 8
+    assert metrics["checkpoint"] == str(run / "checkpoints" / "last.ckpt")
+    assert len(list((run / "checkpoints").glob("best_epoch_*.ckpt"))) == 1
     assert (run / ".hydra" / "config.yaml").is_file()
 
     # the reported test score is the saved weights' score
@@ -137,6 +141,7 @@ def test_ddp_sim_two_cpu_processes(dirs, tiny_tree):
     )
     metrics = json.loads((run / "metrics.json").read_text())
     assert 0 <= metrics["test_acc"] <= 1
+    assert metrics["epochs"] == 1  # counted in the spawned rank, read back from last.ckpt
     # one run dir only: the spawned rank did not start a Hydra run of its own
     assert sorted(p.name for p in dirs["run"].iterdir()) == ["ddp"]
 
@@ -149,10 +154,15 @@ def test_resume_from_last_checkpoint_continues_training(dirs, tiny_tree):
             *SMALL,
             "trainer.max_epochs=2",
             f"data.root={tiny_tree}",
+            "ckpt_path=best",
             f"hydra.run.dir={first}",
         ],
         dirs,
     )
+    # ckpt_path=best scores the best epoch's checkpoint, kept beside last.ckpt
+    metrics = json.loads((first / "metrics.json").read_text())
+    assert Path(metrics["checkpoint"]).name.startswith("best_epoch_")
+    assert metrics["val_acc"] == pytest.approx(metrics["val_acc_best"], abs=1e-6)
     second = dirs["run"] / "second"
     train_ok(
         [
