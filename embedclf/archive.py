@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import secrets
 import shutil
 import tarfile
 import zipfile
@@ -20,6 +19,8 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import IO
+
+from embedclf.staging import remove_stale_staging, staging_path
 
 # tarfile's extraction filters came with Python 3.11.4 / 3.10.12; Debian 12's 3.11.2 lacks them
 _HAS_FILTERS = hasattr(tarfile, "data_filter")
@@ -78,17 +79,20 @@ def safe_extract_tar(
     archive: Path, dest: Path, *, members: Callable[[str], bool] | None = None
 ) -> Path:
     """Extract `archive` (tar, tar.gz) into `dest` atomically: into a temporary sibling dir
-    (dest.parent / f".{dest.name}.tmp-<pid>-<random>"), then os.replace/rename to `dest` only
+    (``staging.staging_path``), then os.replace/rename to `dest` only
     when every member is written. If `dest` already exists, return it without doing anything
     (a completed extraction). `members`, when given, is a predicate on the member name
     choosing which members to extract (e.g. skip aclImdb/train/unsup/). Returns dest."""
     archive, dest = Path(archive), Path(dest)
     if dest.exists():
         return dest
-    tmp = dest.parent / f".{dest.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    tmp = staging_path(dest)
     log.info("extracting %s to %s", archive, dest)
     try:
-        tmp.mkdir(parents=True)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        for stale in remove_stale_staging(dest):
+            log.info("removed %s, left by a killed extraction", stale)
+        tmp.mkdir()
         _extract_into(archive, tmp, members)
         _move_into_place(tmp, dest)
     except (tarfile.TarError, EOFError, zlib.error, OSError) as err:

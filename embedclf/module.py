@@ -99,8 +99,10 @@ class EmbeddingClassifierModule(pl.LightningModule):
         """
         acc, mean_loss = getattr(self, f"{split}_acc"), getattr(self, f"{split}_loss")
         epoch_acc = acc.compute()
-        self.log(f"{split}/loss", mean_loss.compute(), prog_bar=True)
-        self.log(f"{split}/acc", epoch_acc, prog_bar=True)
+        # a validate() after fit returns its scores but adds no point to the per-epoch curves
+        to_logger = not (split == "val" and self.trainer.state.fn == "validate")
+        self.log(f"{split}/loss", mean_loss.compute(), prog_bar=True, logger=to_logger)
+        self.log(f"{split}/acc", epoch_acc, prog_bar=True, logger=to_logger)
         acc.reset()
         mean_loss.reset()
         return epoch_acc

@@ -161,12 +161,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     val_acc_best = trainer.callback_metrics.get("val/acc_best")  # before validate() resets them
 
     ckpt_path = None if trainer.fast_dev_run else scored_checkpoint(trainer, cfg.ckpt_path)
-    val = trainer.validate(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
+    trainer.validate(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
+    # read from callback_metrics: this validate() keeps its scores out of the epoch curves,
+    # and validate()'s return value only holds what went to the loggers
+    val = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     test = trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
     sizes = datamodule.sizes()
     metrics: dict[str, Any] = {
-        "val_acc": val[0]["val/acc"],
-        "val_loss": val[0]["val/loss"],
+        "val_acc": val["val/acc"],
+        "val_loss": val["val/loss"],
         "test_acc": test[0]["test/acc"],
         "test_loss": test[0]["test/loss"],
         "val_acc_best": None if val_acc_best is None else float(val_acc_best),

@@ -22,9 +22,7 @@ import json
 import logging
 import os
 import re
-import secrets
 import shutil
-import socket
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
@@ -33,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from embedclf.staging import remove_stale_staging, staging_path
 
 log = logging.getLogger(__name__)
 
@@ -252,27 +252,6 @@ def _read_cache(directory: Path) -> Vectors | None:
     return Vectors(words=words, matrix=matrix)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _remove_stale_temporaries(cache_dir: Path, key: str, host: str) -> None:
-    """Remove temporary directories left by killed writers of ``key`` on this host."""
-    if os.name != "posix":  # os.kill(pid, 0) would terminate the process on Windows
-        return
-    for tmp in cache_dir.glob(f".{key}.tmp-*"):
-        owner_host, _, rest = tmp.name[len(key) + 6 :].rpartition("@")
-        pid = rest.split("-", 1)[0]
-        if owner_host == host and pid.isdigit() and not _pid_alive(int(pid)):
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
 def _publish(tmp: Path, final: Path) -> Vectors | None:
     """Rename the finished ``tmp`` to ``final``; if another writer got there first, use theirs.
 
@@ -301,11 +280,10 @@ def _store_cache(cache_dir: Path, key: str, vectors: Vectors, meta: dict[str, ob
         raise VectorsError(f"{meta['source']}: a word contains a newline")
     words_bytes = text.encode("utf-8")
     matrix = np.ascontiguousarray(vectors.matrix, dtype=np.float32)
-    host = socket.gethostname().replace("/", "_")
-    tmp = cache_dir / f".{key}.tmp-{host}@{os.getpid()}-{secrets.token_hex(4)}"
+    tmp = staging_path(cache_dir / key)
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        _remove_stale_temporaries(cache_dir, key, host)
+        remove_stale_staging(cache_dir / key)
         tmp.mkdir()
         (tmp / "words.txt").write_bytes(words_bytes)
         np.save(tmp / "matrix.npy", matrix, allow_pickle=False)

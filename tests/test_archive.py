@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import io
 import os
+import signal
+import socket
+import subprocess
+import sys
 import tarfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -204,3 +209,33 @@ def test_check_member_name_refuses(name: str) -> None:
 @pytest.mark.parametrize("name", ["a.txt", "a/b/c.txt", "a..b/c", "..a", "./a"])
 def test_check_member_name_accepts(name: str) -> None:
     check_member_name(name)
+
+
+def test_killed_extraction_is_never_used_and_is_cleaned_up(tmp_path: Path) -> None:
+    files = {f"top/{i}.txt": f"review {i}".encode() * 50 for i in range(200)}
+    archive = make_tar(tmp_path / "a.tar.gz", list(files.items()))
+    dest = tmp_path / "cache" / "tree"
+    slow = (
+        "import sys, time; from pathlib import Path; from embedclf.archive import safe_extract_tar;"
+        "safe_extract_tar(Path(sys.argv[1]), Path(sys.argv[2]),"
+        " members=lambda name: time.sleep(0.05) or True)"
+    )
+    writer = subprocess.Popen([sys.executable, "-c", slow, str(archive), str(dest)])
+    deadline = time.monotonic() + 60
+    while not any(dest.parent.glob(".tree.tmp-*/top/*.txt")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+    [killed] = dest.parent.glob(".tree.tmp-*")
+    assert not dest.exists()  # the half-written extraction is not under the final name
+    # leftovers of a live process, or of a process on another host, are not touched
+    live = dest.parent / f".tree.tmp-{socket.gethostname()}@{os.getppid()}-00000000"
+    elsewhere = dest.parent / ".tree.tmp-another-host@1-00000000"
+    live.mkdir()
+    elsewhere.mkdir()
+
+    assert safe_extract_tar(archive, dest) == dest
+
+    assert not killed.exists()
+    assert live.is_dir() and elsewhere.is_dir()
+    assert {str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file()} == set(files)
