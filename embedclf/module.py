@@ -99,7 +99,8 @@ class EmbeddingClassifierModule(pl.LightningModule):
         """
         acc, mean_loss = getattr(self, f"{split}_acc"), getattr(self, f"{split}_loss")
         epoch_acc = acc.compute()
-        # a validate() after fit returns its scores but adds no point to the per-epoch curves
+        # a validate() outside fit (the scoring after training) returns its scores through
+        # trainer.callback_metrics but adds no point to the per-epoch validation curves
         to_logger = not (split == "val" and self.trainer.state.fn == "validate")
         self.log(f"{split}/loss", mean_loss.compute(), prog_bar=True, logger=to_logger)
         self.log(f"{split}/acc", epoch_acc, prog_bar=True, logger=to_logger)

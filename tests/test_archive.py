@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tarfile
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from embedclf.archive import ArchiveError, check_member_name, read_zip_member, safe_extract_tar
+from embedclf.staging import staging_path
 
 
 def add(tar: tarfile.TarFile, name: str, data: bytes = b"", kind: bytes = tarfile.REGTYPE) -> None:
@@ -229,7 +229,7 @@ def test_killed_extraction_is_never_used_and_is_cleaned_up(tmp_path: Path) -> No
     [killed] = dest.parent.glob(".tree.tmp-*")
     assert not dest.exists()  # the half-written extraction is not under the final name
     # leftovers of a live process, or of a process on another host, are not touched
-    live = dest.parent / f".tree.tmp-{socket.gethostname()}@{os.getppid()}-00000000"
+    live = staging_path(dest)  # named for this (live) test process
     elsewhere = dest.parent / ".tree.tmp-another-host@1-00000000"
     live.mkdir()
     elsewhere.mkdir()
