@@ -1,39 +1,26 @@
-"""Safe archive extraction and reading.
+"""Reading archives without extracting them: tar members as a stream, one zip member.
 
-Tar members that are links, devices or FIFOs, or whose names are absolute or contain ``..``,
-are refused outright, then the stdlib ``data`` filter applies. Extraction goes to a temporary
-sibling directory that is renamed to ``dest`` only when complete, so an existing ``dest`` is
-always a finished extraction.
+Nothing is ever written from an archive: the review texts are read straight from the
+compressed tar stream (one pass, no 100,000 small files on disk), and a vectors file is read
+straight from its zip member. An archive with a member that could not be extracted safely
+(an absolute path, ``..``, a drive letter, a link, a device or a FIFO) is refused outright:
+such an archive is corrupt or hostile, and no part of it is trusted.
 """
 
 from __future__ import annotations
 
-import logging
-import os
 import re
-import shutil
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Callable
-from functools import partial
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
 
-from embedclf.staging import remove_stale_staging, staging_path
-
-# tarfile's extraction filters came with Python 3.11.4 / 3.10.12; Debian 12's 3.11.2 lacks them
-_HAS_FILTERS = hasattr(tarfile, "data_filter")
-
-log = logging.getLogger(__name__)
-
-
-class ArchiveError(RuntimeError):
-    """One-line, user-facing error about an archive."""
+from embedclf.errors import ArchiveError
 
 
 def _unsafe_name(name: str) -> str | None:
-    """Why the member name ``name`` could escape the extraction directory, or None."""
+    """Why the member name ``name`` could escape an extraction directory, or None."""
     normalized = name.replace("\\", "/")
     if normalized.startswith("/"):
         return "has an absolute path"
@@ -64,109 +51,67 @@ def _refuse_unsafe(archive: Path, member: tarfile.TarInfo) -> None:
         reason = _unsafe_name(member.name)
     if reason is not None:
         raise ArchiveError(
-            f"refusing to extract {archive}: member '{member.name}' {reason}; "
+            f"refusing to read {archive}: member '{member.name}' {reason}; "
             "the archive is unsafe or corrupt, delete it and download it again"
         )
 
 
-def _safe_filter(archive: Path, member: tarfile.TarInfo, dest_path: str) -> tarfile.TarInfo:
-    """A tarfile extraction filter: refuse unsafe members, then apply the ``data`` filter."""
-    _refuse_unsafe(archive, member)
-    return tarfile.data_filter(member, dest_path)
+def iter_tar_files(archive: Path, wanted: Callable[[str], bool]) -> Iterator[tuple[str, bytes]]:
+    """``(name, content)`` of the regular members of a tar (plain or compressed) that
+    ``wanted(name)`` chooses, in archive order, in one pass over the stream.
 
-
-def safe_extract_tar(
-    archive: Path, dest: Path, *, members: Callable[[str], bool] | None = None
-) -> Path:
-    """Extract `archive` (tar, tar.gz) into `dest` atomically: into a temporary sibling dir
-    (``staging.staging_path``), then os.replace/rename to `dest` only
-    when every member is written. If `dest` already exists, return it without doing anything
-    (a completed extraction). `members`, when given, is a predicate on the member name
-    choosing which members to extract (e.g. skip aclImdb/train/unsup/). Returns dest."""
-    archive, dest = Path(archive), Path(dest)
-    if dest.exists():
-        return dest
-    tmp = staging_path(dest)
-    log.info("extracting %s to %s", archive, dest)
+    Every member is checked, read or not; an unsafe one stops the reading with an
+    :class:`ArchiveError`, as does a truncated or corrupt archive.
+    """
+    archive = Path(archive)
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        for stale in remove_stale_staging(dest):
-            log.info("removed %s, left by a killed extraction", stale)
-        tmp.mkdir()
-        _extract_into(archive, tmp, members)
-        _move_into_place(tmp, dest)
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise _as_archive_error(err, archive, dest) from None
-    except BaseException:  # ArchiveError, KeyboardInterrupt, an error in `members`
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return dest
-
-
-def _extract_into(archive: Path, tmp: Path, members: Callable[[str], bool] | None) -> None:
-    with tarfile.open(archive, "r:*") as tar:
-        for member in tar:  # one pass over a compressed stream
-            _refuse_unsafe(archive, member)  # every member, extracted or not
-            if members is None or members(member.name):
-                _extract_member(tar, member, tmp, archive)
-
-
-def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, tmp: Path, archive: Path):
-    if _HAS_FILTERS:
-        # like extractall, leave directories' modes alone so that a read-only
-        # directory cannot block its own contents
-        tar.extract(
-            member, tmp, set_attrs=not member.isdir(), filter=partial(_safe_filter, archive)
-        )
-    else:
-        # no filters in this Python: _refuse_unsafe has refused what the data filter would,
-        # and no owner, mode or time is taken from the archive
-        tar.extract(member, tmp, set_attrs=False)
-
-
-def _move_into_place(tmp: Path, dest: Path) -> None:
-    try:
-        os.replace(tmp, dest)
-    except OSError:
-        if not dest.is_dir():
-            raise
-        # another process finished the same extraction first; theirs is as good as ours
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _as_archive_error(err: Exception, archive: Path, dest: Path) -> ArchiveError:
-    """The one-line ArchiveError for a failed extraction."""
-    if _HAS_FILTERS and isinstance(err, tarfile.FilterError):
-        return ArchiveError(
-            f"refusing to extract {archive}: {err}; "
-            "the archive is unsafe or corrupt, delete it and download it again"
-        )
-    if isinstance(err, OSError) and err.errno is not None:  # the file system, not the data
-        where = f" ({err.filename})" if err.filename else ""
-        return ArchiveError(f"cannot extract {archive} into {dest.parent}: {err.strerror}{where}")
-    return ArchiveError(
-        f"{archive} is corrupt or truncated ({err}); delete it and download it again"
-    )
-
-
-def read_zip_member(archive: Path, member: str) -> IO[bytes]:
-    """Open one member of a zip for reading, without extracting the rest."""
-    check_member_name(member)
-    try:
-        zf = zipfile.ZipFile(archive)
-    except zipfile.BadZipFile:
+        with tarfile.open(archive, "r|*") as tar:
+            for member in tar:
+                _refuse_unsafe(archive, member)
+                if member.isfile() and wanted(member.name):
+                    stream = tar.extractfile(member)
+                    assert stream is not None  # a regular file always has a stream
+                    yield member.name, stream.read()
+    except (tarfile.TarError, EOFError, zlib.error) as err:
         raise ArchiveError(
-            f"{archive} is not a valid zip file (corrupt or truncated); "
-            "delete it and download it again"
+            f"{archive} is corrupt or truncated ({err}); delete it and download it again"
         ) from None
-    with zf:
-        try:
-            # the member stays readable after the ZipFile is closed: it holds its own reference
-            return zf.open(member)
-        except KeyError:
-            names = zf.namelist()
-    shown = ", ".join(names[:20])
-    if len(names) > 20:
-        shown += f", ... ({len(names) - 20} more)"
-    raise ArchiveError(f"{archive} has no member '{member}'; it has: {shown or 'nothing'}")
+    except OSError as err:
+        raise ArchiveError(f"cannot read {archive}: {err.strerror or err}") from None
+
+
+def is_zip_name(path: Path | str) -> bool:
+    return str(path).lower().endswith(".zip")
+
+
+def choose_zip_member(path: Path, member: str | None) -> str:
+    """The member of the zip ``path`` to read: ``member`` when the archive has it, else the
+    archive's only file (folders and macOS resource forks aside).
+
+    The one rule for every zip this project reads (GloVe's ``glove.6B.zip`` holds four sizes,
+    ``glove.6B.50d.zip`` one file, a user's zip any name).
+    """
+    if member is not None:
+        check_member_name(member)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [
+                name
+                for name in archive.namelist()
+                if not name.endswith("/") and not name.startswith("__MACOSX/")
+            ]
+    except (zipfile.BadZipFile, OSError) as err:
+        raise ArchiveError(
+            f"{path} is not a readable zip archive ({err}); delete it and download it again, "
+            "or point at the unzipped file"
+        ) from None
+    if member in names:
+        return member
+    if len(names) == 1:
+        return names[0]
+    shown = ", ".join(names[:20]) + (f", ... ({len(names) - 20} more)" if len(names) > 20 else "")
+    if member is None:
+        raise ArchiveError(
+            f"{path} holds {len(names)} files; choose one with vectors.member: {shown or 'none'}"
+        )
+    raise ArchiveError(f"{path} has no member '{member}'; it holds: {shown or 'nothing'}")

@@ -1,24 +1,28 @@
-"""Checkpoints written atomically, so a killed run never leaves a truncated ``.ckpt`` behind."""
+"""Checkpoints written atomically and read safely.
+
+A killed run never leaves a truncated ``.ckpt`` under its final name (see ``fileio``), and
+every checkpoint Lightning reads for this project (``resume=``, ``ckpt_path=``) is read with
+``weights_only=True`` from a local file: no pickled code runs, whatever the file holds.
+"""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
+import torch
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
+from embedclf.fileio import atomic_write
+from embedclf.pipeline import load_checkpoint
 
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Save into a temporary file beside the target, then rename it over the target."""
 
+class SafeCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None
     ) -> None:
-        target = Path(path)
-        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-        try:
-            super().save_checkpoint(checkpoint, tmp, storage_options)
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with atomic_write(path) as file:
+            torch.save(checkpoint, file)
+
+    def load_checkpoint(self, path: str | os.PathLike, map_location: Any = None, **_: Any) -> dict:
+        return load_checkpoint(path)

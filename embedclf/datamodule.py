@@ -1,149 +1,104 @@
 """The LightningDataModule for folder text datasets such as aclImdb.
 
-``prepare_data`` (once per machine) finds or downloads the data, extracts it into the cache,
-tokenises it and stores the token ids; ``setup`` (every process) loads those ids, pads them
-and splits train/validation with a seeded shuffle. Token ids are cached under a key made of
-every setting that changes them, so only the first run of a setting pays for tokenising.
+``prepare_data`` (once per machine) finds or downloads the data, reads the review texts
+straight from the archive's stream (or the folder), tokenises them and caches the ids;
+``setup`` (every process) loads the cache, applies the encoder (vocabulary limit, n-grams,
+padding) and splits train/validation with a seeded shuffle. Token ids are cached under a key
+made of every setting that changes them, so only the first run of a dataset pays for reading
+and tokenising; a damaged cache is said so and rebuilt.
+
+Batches are cut where the data lives: the loaders yield row indices, and
+:meth:`transfer_batch_to_device` gathers the rows from a copy of the padded ids kept on the
+batch's device (one copy per run, not one per step: on a GPU the ids live on the GPU). One
+training "step" of Lightning carries ``steps_per_call`` optimiser steps of ``batch_size``
+reviews (see ``module.py``): Lightning's per-step machinery then costs little next to the
+seed's tiny model, with exactly the same updates.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import tempfile
+import math
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from embedclf import sources
+from embedclf.corpus import TokenizedCorpus, read_dataset
+from embedclf.encoder import TextEncoder
+from embedclf.errors import ConfigError, DataError
+from embedclf.fileio import exclusive
 from embedclf.paths import cache_dir as resolve_cache_dir
 from embedclf.paths import cache_key, file_identity
-from embedclf.tokenizer import KERAS_FILTERS, KerasTokenizer, pad_sequences
+from embedclf.tokenizer import KERAS_FILTERS, rank_words, split_corpus
 
 log = logging.getLogger(__name__)
 
-TOKENS_FORMAT = 1  # bump when the layout of the token cache changes
+
+class Batch(NamedTuple):
+    """Rows of one split on the model's device; ``step_size`` rows per optimiser step."""
+
+    ids: torch.Tensor
+    labels: torch.Tensor
+    step_size: int
 
 
-class BatchDataset(Dataset):
-    """Padded ids and labels in memory, fetched a whole batch at a time.
+class Rows(NamedTuple):
+    """What the loaders yield: which rows of which split (cut on the device)."""
 
-    ``__getitems__`` lets the DataLoader index the tensors once per batch instead of once per
-    sample; with batches of 32 short sequences that per-sample overhead would dominate a step.
-    """
+    split: str
+    index: torch.Tensor
 
-    def __init__(self, ids: np.ndarray, labels: np.ndarray) -> None:
-        self.ids = torch.from_numpy(ids)
-        self.labels = torch.from_numpy(labels)
+
+class _SplitRows(Dataset):
+    """Hands the sampler's index tensors through unchanged, tagged with the split."""
+
+    def __init__(self, split: str, size: int) -> None:
+        self.split, self.size = split, size
 
     def __len__(self) -> int:
-        return len(self.labels)
+        return self.size
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.ids[index], self.labels[index]
-
-    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        index = torch.as_tensor(indices)
-        return self.ids[index], self.labels[index]
+    def __getitem__(self, index: torch.Tensor) -> Rows:
+        return Rows(self.split, index)
 
 
-def _keep_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    return batch
+class ChunkSampler(Sampler[torch.Tensor]):
+    """Index tensors of ``chunk`` rows: a shuffled or in-order pass over ``n`` rows.
 
+    The shuffle draws its seed from torch's global generator when the epoch's iteration
+    starts and permutes with ``torch.randperm``, exactly as ``RandomSampler`` does, so runs keep
+    the figures they had with a plain shuffled ``DataLoader``; a resumed run restores that
+    generator (``module.py``) and continues with the same order. Under DDP every rank draws the
+    same permutation and takes every ``world``-th row, all ranks the same count.
+    """
 
-@dataclass
-class TokenizedCorpus:
-    """What the token cache holds: ragged ids per split, labels, classes and the vocabulary."""
+    def __init__(self, n: int, chunk: int, shuffle: bool, rank: int = 0, world: int = 1) -> None:
+        self.n, self.chunk, self.shuffle, self.rank, self.world = n, chunk, shuffle, rank, world
 
-    classes: list[str]
-    vocab: list[str]  # word of each id, "" at 0
-    counts: list[int]  # count of each vocabulary word in the training texts
-    train_ids: list[np.ndarray]
-    train_labels: np.ndarray
-    test_ids: list[np.ndarray]
-    test_labels: np.ndarray
+    def _rows(self) -> int:
+        return self.n // self.world if self.world > 1 else self.n
 
-    def save(self, path: Path) -> None:
-        """Write atomically: a killed writer leaves a temp file, never a short ``path``."""
-        meta = {
-            "format": TOKENS_FORMAT,
-            "classes": self.classes,
-            "vocab": self.vocab,
-            "counts": self.counts,
-        }
-        arrays = {"meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)}
-        for split, ids in (("train", self.train_ids), ("test", self.test_ids)):
-            arrays[f"{split}_flat"] = np.concatenate(ids) if ids else np.zeros(0, np.int32)
-            arrays[f"{split}_offsets"] = np.cumsum([0, *map(len, ids)])
-        arrays["train_labels"] = self.train_labels
-        arrays["test_labels"] = self.test_labels
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+    def __len__(self) -> int:
+        return math.ceil(self._rows() / self.chunk)
 
-    @classmethod
-    def load(cls, path: Path) -> TokenizedCorpus:
-        with np.load(path) as z:
-            meta = json.loads(z["meta"].tobytes())
-            if meta.get("format") != TOKENS_FORMAT:
-                raise ValueError(f"{path} has cache format {meta.get('format')}")
-
-            def ragged(split: str) -> list[np.ndarray]:
-                flat, offsets = z[f"{split}_flat"], z[f"{split}_offsets"]
-                return np.split(flat, offsets[1:-1])
-
-            return cls(
-                meta["classes"],
-                meta["vocab"],
-                meta["counts"],
-                ragged("train"),
-                z["train_labels"],
-                ragged("test"),
-                z["test_labels"],
-            )
-
-
-def read_split(root: Path, split: str, classes: Sequence[str]) -> tuple[list[str], np.ndarray]:
-    """Texts of ``root/split/<class>/*.txt`` in class order, then file-name order."""
-    texts: list[str] = []
-    labels: list[int] = []
-    for label, name in enumerate(classes):
-        files = sorted((root / split / name).glob("*.txt"))
-        for file in files:
-            try:
-                texts.append(file.read_text(encoding="utf-8"))
-            except UnicodeDecodeError as err:
-                raise sources.DataError(
-                    f"{file} is not UTF-8 text ({err.reason}); fix or remove the file"
-                ) from None
-        labels += [label] * len(files)
-    return texts, np.asarray(labels, dtype=np.int64)
-
-
-def dataset_classes(root: Path) -> list[str]:
-    """Classes are the folders present under both ``train/`` and ``test/`` (so not ``unsup/``)."""
-    train = {p.name for p in (root / "train").iterdir() if p.is_dir()}
-    test = {p.name for p in (root / "test").iterdir() if p.is_dir()}
-    classes = sorted(train & test)
-    if len(classes) < 2:
-        raise sources.DataError(
-            f"{root} needs at least two class folders present in both train/ and test/, "
-            f"found {classes or 'none'}"
-        )
-    return classes
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        if self.shuffle:
+            seed = int(torch.empty((), dtype=torch.int64).random_().item())
+            generator = torch.Generator()
+            generator.manual_seed(seed)
+            order = torch.randperm(self.n, generator=generator)
+        else:
+            order = torch.arange(self.n)
+        if self.world > 1:
+            order = order[self.rank : self._rows() * self.world : self.world]
+        yield from order.split(self.chunk)
 
 
 def source_identity(source: Path) -> object:
@@ -153,9 +108,34 @@ def source_identity(source: Path) -> object:
     listing = []
     for split in ("train", "test"):
         for entry in sorted((source / split).glob("*/*.txt")):
-            stat = entry.stat()
-            listing.append((str(entry.relative_to(source)), stat.st_size, stat.st_mtime_ns))
+            stat = entry.stat() if entry.exists() else None
+            listing.append(
+                (str(entry.relative_to(source)), stat and stat.st_size, stat and stat.st_mtime_ns)
+            )
     return {"path": str(source.resolve()), "files": cache_key(listing, 32)}
+
+
+def tokenize(texts: Mapping[str, Sequence[str]], filters: str, lower: bool) -> dict[str, Any]:
+    """Fit the Keras vocabulary on ``texts["train"]``; every split's ids over it."""
+    from collections import Counter
+    from itertools import chain
+
+    from embedclf.tokenizer import ids_of
+
+    counts: Counter[str] = Counter()
+    for docs in split_corpus(texts["train"], filters, lower):
+        counts.update(chain.from_iterable(docs))
+    ranked = rank_words(counts)
+    index = {word: i for i, word in enumerate(ranked, start=1)}
+    ids = {
+        split: ids_of(split_texts, index, filters, lower) for split, split_texts in texts.items()
+    }
+    vocab = ["", *ranked]
+    return {
+        "vocab": vocab,
+        "counts": np.asarray([0, *(counts[w] for w in ranked)], dtype=np.int64),
+        "ids": ids,
+    }
 
 
 class TextFolderDataModule(pl.LightningDataModule):
@@ -165,15 +145,19 @@ class TextFolderDataModule(pl.LightningDataModule):
         root: a folder laid out like aclImdb; ``None`` finds or downloads ``archive``.
         archive, urls, sha256: the archive's file name (or path), mirrors and checksum.
         data_dir, cache_dir: override ``$EMBEDCLF_DATA_DIR`` / ``$EMBEDCLF_CACHE_DIR``.
-        num_words, filters, lower: the Keras tokeniser's settings.
+        num_words, filters, lower: the Keras tokeniser's settings (``num_words=None``: all).
+        ngrams, buckets: add hashed word n-grams up to ``ngrams`` into ``buckets`` ids.
         maxlen, padding, truncating: Keras ``pad_sequences`` settings.
         train_samples: training reviews kept after the shuffle; ``None`` keeps all but val.
         val_samples: reviews held out after the training ones: a count, or a fraction of all.
         split_seed: seed of the shuffle that precedes the split.
+        batch_size: reviews per optimiser step; eval_batch_size: reviews per evaluation pass.
+        steps_per_call: optimiser steps per Lightning training step (1 under DDP).
     """
 
     def __init__(
         self,
+        *,
         root: str | None = None,
         archive: str = "aclImdb_v1.tar.gz",
         urls: Sequence[str] = (),
@@ -183,6 +167,8 @@ class TextFolderDataModule(pl.LightningDataModule):
         num_words: int | None = 10000,
         filters: str = KERAS_FILTERS,
         lower: bool = True,
+        ngrams: int = 1,
+        buckets: int = 0,
         maxlen: int = 20,
         padding: str = "pre",
         truncating: str = "pre",
@@ -190,33 +176,34 @@ class TextFolderDataModule(pl.LightningDataModule):
         val_samples: float = 0.2,
         split_seed: int = 0,
         batch_size: int = 32,
+        eval_batch_size: int = 1024,
+        steps_per_call: int = 25,
         num_workers: int = 0,
     ) -> None:
         super().__init__()
         urls = list(urls)  # not a ListConfig: checkpoints must load with weights_only=True
         self.save_hyperparameters(logger=False)
+        self.encoder: TextEncoder | None = None  # fixed by load_state_dict, else fitted
         self.corpus: TokenizedCorpus | None = None
-        self.data: dict[str, BatchDataset] = {}
+        self.padded: dict[str, np.ndarray] = {}
+        self.labels: dict[str, np.ndarray] = {}
+        self._on_device: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
 
     # -- preparation (once per machine) ------------------------------------------------
     def _source(self) -> Path:
         hp = self.hparams
         return sources.find_dataset(
-            root=hp.root,
-            archive=hp.archive,
-            urls=hp.urls,
-            sha256=hp.sha256,
-            data_dir=hp.data_dir,
+            root=hp.root, archive=hp.archive, urls=hp.urls, sha256=hp.sha256, data_dir=hp.data_dir
         )
 
     def _tokens_path(self, source: Path) -> Path:
         hp = self.hparams
         settings = {
             "source": source_identity(source),
-            "num_words": hp.num_words,
             "filters": hp.filters,
             "lower": hp.lower,
-            "format": TOKENS_FORMAT,
+            "vocab": self.encoder.digest() if self.encoder else "fitted",
+            "format": 2,
         }
         return resolve_cache_dir(hp.cache_dir) / "tokens" / f"{cache_key(settings)}.npz"
 
@@ -225,102 +212,179 @@ class TextFolderDataModule(pl.LightningDataModule):
         path = self._tokens_path(source)
         if path.exists():
             return
+        with exclusive(path, f"the token ids of {source}"):
+            if not path.exists():  # another process may have built it while we waited
+                self._build_tokens(source, path)
+
+    def _build_tokens(self, source: Path, path: Path) -> None:
         hp = self.hparams
         started = time.perf_counter()
-        root = source
-        if source.is_file():
-            root = sources.extracted_root(source, resolve_cache_dir(hp.cache_dir))
-        classes = dataset_classes(root)
-        train_texts, train_labels = read_split(root, "train", classes)
-        test_texts, test_labels = read_split(root, "test", classes)
-        if not train_texts or not test_texts:
-            raise sources.DataError(f"{root} has no train or no test texts (*.txt)")
-        tokenizer = KerasTokenizer(num_words=hp.num_words, filters=hp.filters, lower=hp.lower)
-        tokenizer.fit_on_texts(train_texts)
-        vocab = tokenizer.vocabulary()
-
-        def encode(texts: list[str]) -> list[np.ndarray]:
-            return [np.asarray(s, np.int32) for s in tokenizer.texts_to_sequences(texts)]
-
-        corpus = TokenizedCorpus(
-            classes,
-            vocab,
-            [0] + [tokenizer.word_counts[w] for w in vocab[1:]],
-            encode(train_texts),
-            train_labels,
-            encode(test_texts),
-            test_labels,
-        )
-        corpus.save(path)
+        log.info("reading %s", source)
+        texts, _ = read_dataset(source)
+        log.info("tokenising %s", ", ".join(f"{len(t)} {s}" for s, t in texts.texts.items()))
+        if self.encoder is None:
+            fitted = tokenize(texts.texts, hp.filters, hp.lower)
+            vocab, counts, ids = fitted["vocab"], fitted["counts"], fitted["ids"]
+        else:  # a checkpoint's vocabulary: never refitted on other data
+            vocab, counts = self.encoder.vocab, np.zeros(len(self.encoder.vocab), np.int64)
+            ids = {split: self.encoder.word_ids(t) for split, t in texts.texts.items()}
+            if texts.classes != self.encoder.classes:
+                raise DataError(
+                    f"{source} has classes {texts.classes} but the checkpoint was trained "
+                    f"on {self.encoder.classes}"
+                )
+        TokenizedCorpus(texts.classes, vocab, counts, ids, texts.labels).save(path)
         log.info(
-            "tokenised %d train and %d test texts from %s in %.1f s -> %s",
-            len(train_texts),
-            len(test_texts),
-            root,
+            "tokenised %s in %.1f s -> %s",
+            source,
             time.perf_counter() - started,
             path,
         )
 
     # -- setup (every process) --------------------------------------------------------
-    def setup(self, stage: str | None = None) -> None:
-        if self.corpus is not None:
-            return
-        path = self._tokens_path(self._source())
+    def _load_corpus(self) -> TokenizedCorpus:
+        source = self._source()
+        path = self._tokens_path(source)
         try:
-            corpus = TokenizedCorpus.load(path)
-        except (OSError, ValueError, KeyError) as err:
-            raise sources.DataError(
-                f"token cache {path} is unreadable ({err}); delete it "
-                "and run again, or run prepare_data first"
-            ) from None
+            return TokenizedCorpus.load(path)
+        except DataError as err:
+            if not path.exists():
+                raise DataError(f"{err}; run prepare_data first") from None
+            log.warning("%s; rebuilding it", err)
+            path.unlink(missing_ok=True)
+            self.prepare_data()
+            return TokenizedCorpus.load(path)
+
+    def _split_sizes(self, n: int) -> tuple[int, int]:
         hp = self.hparams
-        n = len(corpus.train_labels)
         n_val = round(hp.val_samples * n) if hp.val_samples < 1 else int(hp.val_samples)
         n_train = n - n_val if hp.train_samples is None else int(hp.train_samples)
         if n_train < 1 or n_val < 0 or n_train + n_val > n:
-            raise sources.DataError(
+            raise ConfigError(
                 f"data.train_samples={hp.train_samples} and data.val_samples={hp.val_samples} "
                 f"ask for {n_train} + {n_val} reviews but the training set has {n}"
             )
-        order = np.random.default_rng(hp.split_seed).permutation(n)
-        pad = {"maxlen": hp.maxlen, "padding": hp.padding, "truncating": hp.truncating}
-        train_ids = pad_sequences(corpus.train_ids, **pad)
+        return n_train, n_val
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.corpus is not None:
+            return
+        hp = self.hparams
+        corpus = self._load_corpus()
+        if self.encoder is None:
+            words = (
+                len(corpus.vocab) if hp.num_words is None else min(hp.num_words, len(corpus.vocab))
+            )
+            self.encoder = TextEncoder(
+                vocab=corpus.vocab[:words],
+                classes=corpus.classes,
+                filters=hp.filters,
+                lower=hp.lower,
+                maxlen=hp.maxlen,
+                padding=hp.padding,
+                truncating=hp.truncating,
+                ngrams=hp.ngrams,
+                buckets=hp.buckets,
+            )
+        encoder = self.encoder
+        limit = len(encoder.vocab)
+        padded = {
+            split: encoder.pad(encoder.features(ids.keep(ids.flat < limit)))
+            for split, ids in corpus.ids.items()
+        }
+        n_train, n_val = self._split_sizes(len(corpus.labels["train"]))
+        order = np.random.default_rng(hp.split_seed).permutation(len(corpus.labels["train"]))
         parts = {"train": order[:n_train], "val": order[n_train : n_train + n_val]}
         for split, rows in parts.items():
-            self.data[split] = BatchDataset(train_ids[rows], corpus.train_labels[rows])
-        self.data["test"] = BatchDataset(pad_sequences(corpus.test_ids, **pad), corpus.test_labels)
+            self.padded[split] = padded["train"][rows]
+            self.labels[split] = corpus.labels["train"][rows]
+        # test rows in a fixed shuffled order: a limited run (debug=limit) scores every class
+        test_order = np.random.default_rng(0).permutation(len(corpus.labels["test"]))
+        self.padded["test"] = padded["test"][test_order]
+        self.labels["test"] = corpus.labels["test"][test_order]
         self.corpus = corpus
+
+    # -- checkpoints carry the encoder ---------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Saved by Lightning into every checkpoint: what turns raw text into input."""
+        return {"encoder": self.encoder.state_dict()} if self.encoder is not None else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Use a checkpoint's encoder: before setup() it decides the vocabulary; after it, a
+        checkpoint from another vocabulary (or padding) is refused, not silently misread."""
+        encoder = TextEncoder.from_state_dict(state_dict.get("encoder"))
+        if self.encoder is not None and self.encoder != encoder:
+            raise DataError(
+                "the checkpoint was trained with another vocabulary, padding or n-gram "
+                "setting than this run's data; use its own data settings"
+            )
+        self.encoder = encoder
 
     # -- what the model needs to know ------------------------------------------------
     @property
     def vocab_size(self) -> int:
-        assert self.corpus is not None, "call setup() first"
-        return len(self.corpus.vocab)
+        """Rows the embedding needs (words, plus n-gram buckets)."""
+        assert self.encoder is not None, "call setup() first"
+        return self.encoder.input_size
 
     @property
     def num_classes(self) -> int:
-        assert self.corpus is not None, "call setup() first"
-        return len(self.corpus.classes)
+        assert self.encoder is not None, "call setup() first"
+        return len(self.encoder.classes)
 
     def sizes(self) -> dict[str, int]:
-        return {split: len(data) for split, data in self.data.items()}
+        return {split: len(labels) for split, labels in self.labels.items()}
 
     # -- loaders ------------------------------------------------------------------------
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def _world(self) -> tuple[int, int]:
+        trainer = self.trainer
+        if trainer is None:
+            return 0, 1
+        return trainer.global_rank, trainer.world_size
+
+    def _loader(self, split: str, train: bool) -> DataLoader:
+        hp = self.hparams
+        rank, world = self._world()
+        steps = hp.steps_per_call if world == 1 else 1  # DDP syncs once per forward
+        chunk = hp.batch_size * steps if train else hp.eval_batch_size
+        if not train and world > 1:
+            rank, world = 0, 1  # evaluation runs on the whole split, as the seed does
+        sampler = ChunkSampler(len(self.labels[split]), chunk, train, rank, world)
         return DataLoader(
-            self.data[split],
-            batch_size=self.hparams.batch_size,
-            shuffle=shuffle,
-            num_workers=self.hparams.num_workers,
-            collate_fn=_keep_batch,
-            persistent_workers=self.hparams.num_workers > 0,
+            _SplitRows(split, len(self.labels[split])),
+            batch_size=None,
+            sampler=sampler,
+            num_workers=hp.num_workers,
+            persistent_workers=hp.num_workers > 0,
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        return self._loader("train", train=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
+        return self._loader("val", train=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        return self._loader("test", train=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test", train=False)
+
+    def transfer_batch_to_device(
+        self, batch: Any, device: torch.device, dataloader_idx: int
+    ) -> Any:
+        if not isinstance(batch, Rows):
+            return super().transfer_batch_to_device(batch, device, dataloader_idx)
+        key = (batch.split, str(device))
+        if key not in self._on_device:
+            self._on_device[key] = (
+                torch.from_numpy(self.padded[batch.split]).to(device),
+                torch.from_numpy(self.labels[batch.split]).to(device),
+            )
+        ids, labels = self._on_device[key]
+        index = batch.index.to(device, non_blocking=True)
+        step = self.hparams.batch_size if batch.split == "train" else len(index)
+        return Batch(ids[index], labels[index], step)
+
+    def teardown(self, stage: str) -> None:
+        self._on_device.clear()

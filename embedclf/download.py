@@ -20,6 +20,7 @@ import requests
 import urllib3
 from tqdm import tqdm
 
+from embedclf.errors import DownloadError
 from embedclf.paths import DATA_DIR_ENV
 
 log = logging.getLogger(__name__)
@@ -29,10 +30,6 @@ CHUNK = 1 << 16
 # requests count the bytes as sent
 HEADERS = {"Accept-Encoding": "identity"}
 NETWORK_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError)
-
-
-class DownloadError(RuntimeError):
-    """One-line, user-facing error."""
 
 
 class _Retry(Exception):

@@ -1,4 +1,4 @@
-"""The network: an embedding, flattened, then a small dense head (the seed's architecture)."""
+"""The network: an embedding, pooled or flattened, then a small dense head."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from torch import nn
+
+POOLINGS = ("flatten", "mean")
 
 
 class EmbeddingClassifier(nn.Module):
@@ -24,6 +26,7 @@ class EmbeddingClassifier(nn.Module):
 
     def __init__(
         self,
+        *,
         vocab_size: int,
         embedding_dim: int,
         seq_len: int,
@@ -36,8 +39,8 @@ class EmbeddingClassifier(nn.Module):
         pooling: str = "flatten",
     ) -> None:
         super().__init__()
-        if pooling not in ("flatten", "mean"):
-            raise ValueError(f"model.pooling must be 'flatten' or 'mean', got {pooling!r}")
+        if pooling not in POOLINGS:
+            raise ValueError(f"model.pooling must be one of {POOLINGS}, got {pooling!r}")
         self.pooling = pooling
         self.embedding = nn.Embedding(vocab_size, embedding_dim)
         layers: list[nn.Module] = [nn.Flatten()] if pooling == "flatten" else []

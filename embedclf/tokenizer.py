@@ -11,16 +11,62 @@ tokeniser and ``vocab``, which the project no longer depends on):
   appearance; id 0 is reserved (padding), so ids run from 1;
 * only ids below ``num_words`` are emitted, i.e. the ``num_words - 1`` most frequent words;
   other words are dropped (Keras's default, no out-of-vocabulary token).
+
+Whole corpora go through :func:`split_corpus` and :func:`ids_of`, which do the per-word work
+in C (``str.translate``, ``filter``, ``Counter``, ``map`` over a dict) rather than in Python
+loops: the same words and ids, several times faster on 50,000 reviews.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from itertools import chain, repeat
+from operator import itemgetter
 
 import numpy as np
 
+from embedclf.corpus import Ragged
+
 KERAS_FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'
+_CHUNK = 4096  # texts per batch of words held in memory at once
+
+
+def split_corpus(
+    texts: Sequence[str], filters: str = KERAS_FILTERS, lower: bool = True, split: str = " "
+) -> Iterable[list[list[str]]]:
+    """The words of each text (Keras ``text_to_word_sequence``), a chunk of texts at a time."""
+    table = str.maketrans({c: split for c in filters})
+    for start in range(0, len(texts), _CHUNK):
+        chunk = texts[start : start + _CHUNK]
+        if lower:
+            chunk = [text.lower() for text in chunk]
+        yield [list(filter(None, text.translate(table).split(split))) for text in chunk]
+
+
+def rank_words(counts: Counter[str]) -> list[str]:
+    """Words by decreasing count; ties keep their order of first appearance (Counter keeps
+    insertion order and sorted() is stable, also with reverse=True)."""
+    return [word for word, _ in sorted(counts.items(), key=itemgetter(1), reverse=True)]
+
+
+def ids_of(
+    texts: Sequence[str],
+    index: dict[str, int],
+    filters: str = KERAS_FILTERS,
+    lower: bool = True,
+    split: str = " ",
+) -> Ragged:
+    """Each text's ids under ``index`` (word -> id >= 1); words not in it are dropped."""
+    flats, lengths = [], []
+    for docs in split_corpus(texts, filters, lower, split):
+        words = list(chain.from_iterable(docs))
+        flats.append(np.fromiter(map(index.get, words, repeat(0)), np.int32, len(words)))
+        lengths.append(np.fromiter(map(len, docs), np.int64, len(docs)))
+    flat = np.concatenate(flats) if flats else np.zeros(0, np.int32)
+    length = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
+    offsets = np.concatenate([[0], np.cumsum(length)])
+    return Ragged(flat, offsets).keep(flat != 0)
 
 
 class KerasTokenizer:
@@ -45,15 +91,12 @@ class KerasTokenizer:
         """Split one text into words (Keras ``text_to_word_sequence``)."""
         if self.lower:
             text = text.lower()
-        return [w for w in text.translate(self._table).split(self.split) if w]
+        return list(filter(None, text.translate(self._table).split(self.split)))
 
-    def fit_on_texts(self, texts: Iterable[str]) -> KerasTokenizer:
-        counts = self.word_counts
-        for text in texts:
-            counts.update(self.words(text))
-        # Counter keeps first-appearance order and sorted() is stable, so ties keep it too.
-        ranked = sorted(counts.items(), key=lambda item: item[1], reverse=True)
-        self.word_index = {word: i for i, (word, _) in enumerate(ranked, start=1)}
+    def fit_on_texts(self, texts: Sequence[str]) -> KerasTokenizer:
+        for docs in split_corpus(list(texts), self.filters, self.lower, self.split):
+            self.word_counts.update(chain.from_iterable(docs))
+        self.word_index = {w: i for i, w in enumerate(rank_words(self.word_counts), start=1)}
         return self
 
     @property
@@ -67,10 +110,47 @@ class KerasTokenizer:
         ranked = sorted(self.word_index, key=self.word_index.__getitem__)
         return ["", *ranked[: self.vocab_size - 1]]
 
-    def texts_to_sequences(self, texts: Iterable[str]) -> list[list[int]]:
+    def texts_to_ragged(self, texts: Sequence[str]) -> Ragged:
         limit = self.vocab_size
         kept = {w: i for w, i in self.word_index.items() if i < limit}
-        return [[kept[w] for w in self.words(text) if w in kept] for text in texts]
+        return ids_of(list(texts), kept, self.filters, self.lower, self.split)
+
+    def texts_to_sequences(self, texts: Sequence[str]) -> list[list[int]]:
+        return [seq.tolist() for seq in self.texts_to_ragged(texts).sequences()]
+
+
+def check_padding(maxlen: int, padding: str, truncating: str) -> None:
+    if maxlen < 1:
+        raise ValueError(f"maxlen must be positive, got {maxlen}")
+    for name, mode in (("padding", padding), ("truncating", truncating)):
+        if mode not in ("pre", "post"):
+            raise ValueError(f"{name} must be 'pre' or 'post', got {mode!r}")
+
+
+def pad_ragged(
+    ragged: Ragged,
+    maxlen: int,
+    padding: str = "pre",
+    truncating: str = "pre",
+    value: int = 0,
+    dtype: type = np.int64,
+) -> np.ndarray:
+    """Keras ``pad_sequences`` over ragged ids, vectorised: an ``(n, maxlen)`` array.
+
+    ``truncating="pre"`` keeps the last ``maxlen`` ids, ``"post"`` the first; ``padding="pre"``
+    puts the fill value before the ids, ``"post"`` after.
+    """
+    check_padding(maxlen, padding, truncating)
+    n = len(ragged)
+    lengths = ragged.lengths()
+    kept = np.minimum(lengths, maxlen)
+    first = ragged.offsets[:-1] + (lengths - kept if truncating == "pre" else 0)
+    out = np.full((n, maxlen), value, dtype=dtype)
+    rows = np.repeat(np.arange(n), kept)
+    within = np.arange(kept.sum()) - np.repeat(np.cumsum(kept) - kept, kept)
+    cols = within + (np.repeat(maxlen - kept, kept) if padding == "pre" else 0)
+    out[rows, cols] = ragged.flat[np.repeat(first, kept) + within]
+    return out
 
 
 def pad_sequences(
@@ -81,23 +161,8 @@ def pad_sequences(
     value: int = 0,
     dtype: type = np.int64,
 ) -> np.ndarray:
-    """Keras ``pad_sequences`` for a fixed ``maxlen``: an ``(n, maxlen)`` array.
-
-    ``truncating="pre"`` keeps the last ``maxlen`` ids, ``"post"`` the first; ``padding="pre"``
-    puts the fill value before the ids, ``"post"`` after.
-    """
-    if maxlen < 1:
-        raise ValueError(f"maxlen must be positive, got {maxlen}")
-    for name, mode in (("padding", padding), ("truncating", truncating)):
-        if mode not in ("pre", "post"):
-            raise ValueError(f"{name} must be 'pre' or 'post', got {mode!r}")
-    out = np.full((len(sequences), maxlen), value, dtype=dtype)
-    for row, seq in enumerate(sequences):
-        kept = seq[-maxlen:] if truncating == "pre" else seq[:maxlen]
-        if not len(kept):
-            continue
-        if padding == "pre":
-            out[row, maxlen - len(kept) :] = kept
-        else:
-            out[row, : len(kept)] = kept
-    return out
+    """Keras ``pad_sequences`` for a fixed ``maxlen`` over a list of sequences."""
+    lengths = np.fromiter(map(len, sequences), np.int64, len(sequences))
+    flat = np.fromiter(chain.from_iterable(sequences), np.int64, int(lengths.sum()))
+    ragged = Ragged(flat, np.concatenate([[0], np.cumsum(lengths)]))
+    return pad_ragged(ragged, maxlen, padding, truncating, value, dtype)

@@ -1,0 +1,149 @@
+"""Files and directories that appear complete or not at all, and the leftovers of killed writers.
+
+Every file or directory this project writes for later reading (token caches, vectors caches,
+checkpoints, ``metrics.json``, plots) is written under a temporary sibling name and renamed
+into place when complete, so a reader never takes a half-written one for a finished one.
+
+A writer killed midway (SIGKILL, power loss) leaves its temporary sibling behind. Its name
+records the writer's host and process id: ``.<name>.tmp-<host>@<pid>-<random>``, so a later
+writer of the same target on the same host removes the leftovers of processes that no longer
+exist and leaves live writers alone (and writers on other hosts sharing the directory, whose
+process ids mean nothing here).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+
+def _host() -> str:
+    return socket.gethostname().replace("/", "_").replace("@", "_")
+
+
+def staging_path(final: Path) -> Path:
+    """A fresh temporary sibling of ``final``: ``.<name>.tmp-<host>@<pid>-<random>``."""
+    final = Path(final)
+    return final.parent / f".{final.name}.tmp-{_host()}@{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_staging(final: Path) -> list[Path]:
+    """Remove the temporary siblings of ``final`` (files or directories) left by dead
+    processes on this host."""
+    final = Path(final)
+    if os.name != "posix" or not final.parent.is_dir():  # os.kill(pid, 0) kills on Windows
+        return []
+    prefix = f".{final.name}.tmp-"
+    removed = []
+    for tmp in final.parent.glob(f"{glob_escape(prefix)}*"):
+        owner_host, _, rest = tmp.name[len(prefix) :].rpartition("@")
+        pid = rest.split("-", 1)[0]
+        if owner_host == _host() and pid.isdigit() and not _pid_alive(int(pid)):
+            if tmp.is_dir() and not tmp.is_symlink():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def glob_escape(text: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
+    """Open a temporary sibling of ``path`` for writing; rename it over ``path`` on success.
+
+    On any error (or a KeyboardInterrupt) the temporary file is removed and ``path`` is left
+    as it was. Leftovers of killed writers of the same ``path`` are removed first. The file
+    gets the usual permissions (0666 less the umask), like any other file the user writes.
+    """
+    if "w" not in mode:
+        raise ValueError(f"atomic_write needs a write mode, got {mode!r}")
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(final)
+    tmp = staging_path(final)
+    try:
+        encoding = None if "b" in mode else "utf-8"
+        with open(tmp, mode, encoding=encoding) as file:
+            yield file
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_write(path, "w") as file:
+        file.write(text)
+
+
+def atomic_write_json(path: str | os.PathLike, payload: Any) -> None:
+    atomic_write_text(path, json.dumps(payload, indent=2) + "\n")
+
+
+@contextlib.contextmanager
+def staged_directory(final: Path) -> Iterator[Path]:
+    """A temporary sibling directory of ``final`` to fill; renamed to ``final`` on success.
+
+    If another process published ``final`` first, theirs is kept and ours is removed (both
+    were built from the same inputs). On error the temporary directory is removed.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(final)
+    tmp = staging_path(final)
+    tmp.mkdir()
+    try:
+        yield tmp
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not final.is_dir():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def exclusive(path: Path, what: str) -> Iterator[None]:
+    """Hold an inter-process file lock ``<path>.lock`` while building ``what``.
+
+    Parallel jobs that need the same cache entry (a joblib sweep started on an empty cache)
+    wait for the first one instead of all building it at the same time.
+    """
+    import logging
+
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(f"{path}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        logging.getLogger(__name__).info("waiting for another process building %s", what)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
