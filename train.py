@@ -10,6 +10,7 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
+import embedclf.sweeps  # noqa: F401  (registers ${embedclf.sweep_subdir:...} for job dirs)
 from embedclf.errors import hydra_task
 
 
@@ -19,7 +20,8 @@ def main(cfg: DictConfig) -> float | None:
     from embedclf.training import train  # imported here: --help and config errors stay fast
 
     metrics = train(cfg)
-    return metrics["val_acc"]  # the value a hyperparameter sweeper optimises
+    # the value a hyperparameter sweeper optimises (NaN: no validation split to judge by)
+    return metrics["val_acc"] if metrics["val_acc"] is not None else float("nan")
 
 
 if __name__ == "__main__":

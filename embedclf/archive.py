@@ -63,9 +63,19 @@ def iter_tar_files(archive: Path, wanted: Callable[[str], bool]) -> Iterator[tup
     Every member is checked, read or not; an unsafe one stops the reading with an
     :class:`ArchiveError`, as does a truncated or corrupt archive.
     """
+    from tqdm import tqdm
+
     archive = Path(archive)
     try:
-        with tarfile.open(archive, "r|*") as tar:
+        size = archive.stat().st_size
+        with (
+            open(archive, "rb") as raw,
+            # a progress bar on terminals only (disable=None), by compressed bytes read
+            tqdm.wrapattr(
+                raw, "read", total=size, desc=f"reading {archive.name}", disable=None
+            ) as counted,
+            tarfile.open(fileobj=counted, mode="r|*") as tar,
+        ):
             for member in tar:
                 _refuse_unsafe(archive, member)
                 if member.isfile() and wanted(member.name):

@@ -25,4 +25,6 @@ class SafeCheckpointIO(TorchCheckpointIO):
             torch.save(checkpoint, file)
 
     def load_checkpoint(self, path: str | os.PathLike, map_location: Any = None, **_: Any) -> dict:
-        return load_checkpoint(path)
+        # resume= and ckpt_path= files were checked as embedclf checkpoints before fitting
+        # (pipeline.check_config); Lightning also reads files of its own (ddp_spawn's weights)
+        return load_checkpoint(path, ours=False)

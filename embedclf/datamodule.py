@@ -120,10 +120,13 @@ def tokenize(texts: Mapping[str, Sequence[str]], filters: str, lower: bool) -> d
     from collections import Counter
     from itertools import chain
 
+    from tqdm import tqdm
+
     from embedclf.tokenizer import ids_of
 
     counts: Counter[str] = Counter()
-    for docs in split_corpus(texts["train"], filters, lower):
+    chunks = split_corpus(texts["train"], filters, lower)
+    for docs in tqdm(chunks, desc="counting words", unit="chunk", disable=None, leave=False):
         counts.update(chain.from_iterable(docs))
     ranked = rank_words(counts)
     index = {word: i for i, word in enumerate(ranked, start=1)}
@@ -151,6 +154,8 @@ class TextFolderDataModule(pl.LightningDataModule):
         train_samples: training reviews kept after the shuffle; ``None`` keeps all but val.
         val_samples: reviews held out after the training ones: a count, or a fraction of all.
         split_seed: seed of the shuffle that precedes the split.
+        val_seed: when set, validation is the last ``val_samples`` of a shuffle with this seed,
+            the same whatever ``split_seed`` and ``train_samples`` (learning curves).
         batch_size: reviews per optimiser step; eval_batch_size: reviews per evaluation pass.
         steps_per_call: optimiser steps per Lightning training step (1 under DDP).
     """
@@ -175,6 +180,7 @@ class TextFolderDataModule(pl.LightningDataModule):
         train_samples: int | None = None,
         val_samples: float = 0.2,
         split_seed: int = 0,
+        val_seed: int | None = None,
         batch_size: int = 32,
         eval_batch_size: int = 1024,
         steps_per_call: int = 25,
@@ -183,14 +189,16 @@ class TextFolderDataModule(pl.LightningDataModule):
         super().__init__()
         urls = list(urls)  # not a ListConfig: checkpoints must load with weights_only=True
         self.save_hyperparameters(logger=False)
-        self.encoder: TextEncoder | None = None  # fixed by load_state_dict, else fitted
+        self.encoder: TextEncoder | None = None  # fitted in setup(), or a checkpoint's
+        self._checkpoint_encoder = False  # True: load_state_dict fixed it before setup()
         self.corpus: TokenizedCorpus | None = None
         self.padded: dict[str, np.ndarray] = {}
         self.labels: dict[str, np.ndarray] = {}
         self._on_device: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
 
     # -- preparation (once per machine) ------------------------------------------------
-    def _source(self) -> Path:
+    def source(self) -> Path:
+        """The dataset archive or folder (found, or downloaded and verified)."""
         hp = self.hparams
         return sources.find_dataset(
             root=hp.root, archive=hp.archive, urls=hp.urls, sha256=hp.sha256, data_dir=hp.data_dir
@@ -202,13 +210,13 @@ class TextFolderDataModule(pl.LightningDataModule):
             "source": source_identity(source),
             "filters": hp.filters,
             "lower": hp.lower,
-            "vocab": self.encoder.digest() if self.encoder else "fitted",
+            "vocab": self.encoder.digest() if self._checkpoint_encoder else "fitted",
             "format": 2,
         }
         return resolve_cache_dir(hp.cache_dir) / "tokens" / f"{cache_key(settings)}.npz"
 
     def prepare_data(self) -> None:
-        source = self._source()
+        source = self.source()
         path = self._tokens_path(source)
         if path.exists():
             return
@@ -222,7 +230,7 @@ class TextFolderDataModule(pl.LightningDataModule):
         log.info("reading %s", source)
         texts, _ = read_dataset(source)
         log.info("tokenising %s", ", ".join(f"{len(t)} {s}" for s, t in texts.texts.items()))
-        if self.encoder is None:
+        if not self._checkpoint_encoder:
             fitted = tokenize(texts.texts, hp.filters, hp.lower)
             vocab, counts, ids = fitted["vocab"], fitted["counts"], fitted["ids"]
         else:  # a checkpoint's vocabulary: never refitted on other data
@@ -243,7 +251,7 @@ class TextFolderDataModule(pl.LightningDataModule):
 
     # -- setup (every process) --------------------------------------------------------
     def _load_corpus(self) -> TokenizedCorpus:
-        source = self._source()
+        source = self.source()
         path = self._tokens_path(source)
         try:
             return TokenizedCorpus.load(path)
@@ -292,9 +300,14 @@ class TextFolderDataModule(pl.LightningDataModule):
             split: encoder.pad(encoder.features(ids.keep(ids.flat < limit)))
             for split, ids in corpus.ids.items()
         }
-        n_train, n_val = self._split_sizes(len(corpus.labels["train"]))
-        order = np.random.default_rng(hp.split_seed).permutation(len(corpus.labels["train"]))
+        n = len(corpus.labels["train"])
+        n_train, n_val = self._split_sizes(n)
+        order = np.random.default_rng(hp.split_seed).permutation(n)
         parts = {"train": order[:n_train], "val": order[n_train : n_train + n_val]}
+        if hp.val_seed is not None:  # one validation set for every split_seed (and size)
+            held_out = np.random.default_rng(hp.val_seed).permutation(n)[n - n_val :]
+            rest = order[~np.isin(order, held_out)]
+            parts = {"train": rest[:n_train], "val": np.sort(held_out)}
         for split, rows in parts.items():
             self.padded[split] = padded["train"][rows]
             self.labels[split] = corpus.labels["train"][rows]
@@ -318,6 +331,8 @@ class TextFolderDataModule(pl.LightningDataModule):
                 "the checkpoint was trained with another vocabulary, padding or n-gram "
                 "setting than this run's data; use its own data settings"
             )
+        if self.encoder is None:
+            self._checkpoint_encoder = True
         self.encoder = encoder
 
     # -- what the model needs to know ------------------------------------------------
@@ -355,7 +370,9 @@ class TextFolderDataModule(pl.LightningDataModule):
             batch_size=None,
             sampler=sampler,
             num_workers=hp.num_workers,
-            persistent_workers=hp.num_workers > 0,
+            # a fresh iterator each epoch draws from torch's generator as num_workers=0
+            # does: persistent workers skip that draw and would change the shuffles
+            persistent_workers=False,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -72,8 +72,9 @@ def hydra_task(func: F) -> F:
     """Wrap a Hydra task function: one-line user errors; in a multirun, record and go on.
 
     In a multirun (``-m``) a failed job writes its one-line error to ``error.txt`` in its own
-    run directory and returns None, so the jobs after it still run; the sweep callback
-    (``embedclf.sweeps``) lists the failures and makes the sweep's exit status 1.
+    run directory and returns NaN (a failed trial, to a sweeper), so the jobs after it run;
+    the sweep callback (``embedclf.sweeps``) lists the failures and makes the sweep's exit
+    status 1.
     """
 
     @functools.wraps(func)
@@ -89,7 +90,7 @@ def hydra_task(func: F) -> F:
 
             atomic_write_text(run_dir / ERROR_FILE, message + "\n")
             print(f"error: {message} (job {run_dir.name}; the sweep goes on)", file=sys.stderr)
-            return None
+            return float("nan")
 
     return wrapper  # type: ignore[return-value]
 

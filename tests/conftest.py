@@ -26,8 +26,14 @@ NEGATIVE = ["bad", "awful", "boring", "terrible", "hated"]
 NEUTRAL = ["the", "movie", "film", "plot", "actor", "scene", "story", "and", "a", "it"]
 
 
+def cues(label: str) -> list[str]:
+    """The words that give a review's class away (any other class: words made of its name)."""
+    known = {"pos": POSITIVE, "neg": NEGATIVE}
+    return known.get(label, [f"{label}ish", f"{label}esque", f"very{label}"])
+
+
 def review(rng: random.Random, label: str) -> str:
-    cue = POSITIVE if label == "pos" else NEGATIVE
+    cue = cues(label)
     words = [rng.choice(NEUTRAL) for _ in range(rng.randint(8, 30))]
     for _ in range(3):
         words.insert(rng.randrange(len(words) + 1), rng.choice(cue))
@@ -77,6 +83,44 @@ def dirs(tmp_path, monkeypatch) -> dict[str, Path]:
     monkeypatch.setenv("EMBEDCLF_CACHE_DIR", str(out["cache"]))
     monkeypatch.setenv("HOME", str(out["home"]))
     return out
+
+
+# small settings for runs on the generated tree: seconds, not minutes
+SMALL = [
+    "data.num_words=60",
+    "data.maxlen=40",
+    "data.batch_size=8",
+    "trainer.max_epochs=3",
+    "model.optimizer.lr=0.01",
+]
+# what an in-process test run never needs: drawing, projector, progress bar, model summary
+QUIET = [
+    "plot_curves=false",
+    "projector_words=0",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+]
+
+
+def compose_cfg(*overrides: str, output_dir: Path | str | None = None, config: str = "train"):
+    """The real config composed as ``train.py`` composes it, outputs under ``output_dir``."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    extra = [f"paths.output_dir={output_dir}"] if output_dir is not None else []
+    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+        return compose(config, overrides=[*overrides, *extra], return_hydra_config=True)
+
+
+def train_in_process(run_dir: Path, *overrides: str, quiet: bool = True) -> dict:
+    """``python train.py OVERRIDES`` without the subprocess: compose, then ``train(cfg)``.
+
+    The data and cache dirs come from the environment (the ``dirs`` fixture)."""
+    from embedclf.training import train
+
+    cfg = compose_cfg(*(QUIET if quiet else []), *overrides, output_dir=run_dir)
+    return train(cfg)
 
 
 def run_script(

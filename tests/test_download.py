@@ -212,3 +212,85 @@ def test_unwritable_data_dir(tmp_path: Path) -> None:
         get(["http://127.0.0.1:9/f.bin"], blocker / "data" / "f.bin", None)
 
     assert str(blocker / "data") in str(caught.value)
+
+
+def stalling(data: bytes, seconds: float):
+    """A route that announces `data`, sends half, then stalls for `seconds` (a hung mirror)."""
+    import time as _time
+
+    def handle(handler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/octet-stream")
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data[: len(data) // 2])
+        handler.wfile.flush()
+        _time.sleep(seconds)
+
+    return handle
+
+
+def test_a_stalled_mirror_times_out_and_the_next_one_serves(
+    server: LoopbackServer, data: bytes, tmp_path: Path
+) -> None:
+    import time
+
+    server.routes["/hung.bin"] = stalling(data, seconds=3)
+    server.routes["/f.bin"] = serve_bytes(data)
+    dest = tmp_path / "f.bin"
+    started = time.monotonic()
+
+    fetch(
+        [server.url("/hung.bin"), server.url("/f.bin")],
+        dest,
+        sha(data),
+        backoff=0,
+        timeout=0.3,
+        retries=1,
+        progress=False,
+    )
+
+    assert dest.read_bytes() == data
+    assert time.monotonic() - started < 2.5  # gave up on the hung mirror, did not wait it out
+    assert server.paths().count("/hung.bin") == 2  # tried, then retried once
+    # the retry resumed from what the hung mirror had sent
+    first, resumed = server.ranges()[:2]
+    assert first is None and 0 < int(resumed.removeprefix("bytes=").rstrip("-")) <= len(data) // 2
+
+
+def test_every_mirror_timing_out_is_one_line(server: LoopbackServer, data: bytes, tmp_path: Path):
+    server.routes["/hung.bin"] = stalling(data, seconds=2)
+    with pytest.raises(DownloadError) as caught:
+        fetch(
+            [server.url("/hung.bin")],
+            tmp_path / "f.bin",
+            sha(data),
+            backoff=0,
+            timeout=0.3,
+            retries=0,
+            progress=False,
+        )
+    message = str(caught.value)
+    assert "\n" not in message and "/hung.bin" in message and "by hand" in message
+
+
+def test_bad_content_range_is_refused(server: LoopbackServer, data: bytes, tmp_path: Path) -> None:
+    def wrong_range(handler) -> None:
+        # answers a resume from byte N with bytes from 0, labelled as such
+        body = data
+        handler.send_response(206)
+        handler.send_header("Content-Range", f"bytes 0-{len(body) - 1}/{len(body)}")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    server.routes["/f.bin"] = wrong_range
+    dest = tmp_path / "f.bin"
+    part_of(dest).write_bytes(data[:1000])  # an earlier run's partial download
+
+    with pytest.raises(DownloadError, match=r"bad Content-Range 'bytes 0-.*' .* from byte 1000"):
+        get([server.url("/f.bin")], dest, sha(data))
+
+    assert not dest.exists()
+    # the partial download is not corrupted by bytes appended at the wrong offset
+    assert part_of(dest).read_bytes() == data[:1000]

@@ -1,59 +1,146 @@
-"""The network and the LightningModule: shapes, initialisation, freezing, a training step."""
+"""The network and the LightningModule, trained through the module's own hooks: shapes,
+initialisation, freezing, learning the labels, optimiser steps, predictions."""
+
+from __future__ import annotations
 
 import numpy as np
 import pytest
+import pytorch_lightning as pl
 import torch
 
+from embedclf.datamodule import TextFolderDataModule
 from embedclf.model import EmbeddingClassifier
 from embedclf.module import EmbeddingClassifierModule
+
+RMSPROP = {"_target_": "torch.optim.RMSprop", "_partial_": True, "lr": 0.01}
 
 
 def make_module(**kwargs) -> EmbeddingClassifierModule:
     args = dict(
-        vocab_size=30,
-        seq_len=5,
-        num_classes=2,
-        embedding_dim=4,
-        hidden=[3],
-        optimizer={"_target_": "torch.optim.RMSprop", "_partial_": True, "lr": 0.01},
+        vocab_size=30, seq_len=5, num_classes=2, embedding_dim=4, hidden=[3], optimizer=RMSPROP
     )
     args.update(kwargs)
     return EmbeddingClassifierModule(**args)
 
 
-def one_step(module: EmbeddingClassifierModule) -> None:
-    """One optimiser step by hand, exactly what Lightning's loop does for this module."""
-    optimizer = module.configure_optimizers()["optimizer"]
-    ids = torch.randint(0, 30, (8, 5))
-    labels = torch.tensor([0, 1] * 4)
-    logits = module(ids)
-    loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels.float())
-    optimizer.zero_grad()
-    loss.backward()
-    optimizer.step()
+@pytest.fixture
+def datamodule(dirs, tiny_tree) -> TextFolderDataModule:
+    """The generated tree: 64 training reviews (8 optimiser steps of 8), 16 validation."""
+    dm = TextFolderDataModule(
+        root=str(tiny_tree),
+        num_words=60,
+        maxlen=40,
+        batch_size=8,
+        val_samples=16,
+        steps_per_call=3,
+    )
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
 
 
-def test_frozen_embedding_is_unchanged_by_a_training_step():
-    init = np.random.default_rng(0).normal(size=(30, 4)).astype(np.float32)
-    module = make_module(embedding_init=init, freeze_embedding=True)
+def module_for(dm: TextFolderDataModule, **kwargs) -> EmbeddingClassifierModule:
+    args = dict(
+        vocab_size=dm.vocab_size,
+        seq_len=40,
+        num_classes=dm.num_classes,
+        embedding_dim=8,
+        optimizer=RMSPROP,
+    )
+    args.update(kwargs)
+    return EmbeddingClassifierModule(**args)
+
+
+def trainer(epochs: int) -> pl.Trainer:
+    return pl.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,
+    )
+
+
+def test_training_step_learns_the_labels(datamodule):
+    pl.seed_everything(0, verbose=False)
+    module = module_for(datamodule)
+    fit = trainer(6)
+    fit.fit(module, datamodule=datamodule)
+    history = module.history
+    assert len(history["train/loss"]) == 6 and len(history["val/acc"]) == 6
+    assert history["train/loss"][-1] < 0.5 * history["train/loss"][0]
+    # the generated reviews carry obvious cue words: learned with the right labels, the
+    # training and validation accuracies are high (flipped labels would make them low)
+    assert history["train/acc"][-1] > 0.9 and history["val/acc"][-1] >= 0.75
+    # 64 reviews, batches of 8, three per Lightning step: 8 optimiser steps per epoch
+    assert fit.global_step == 6 * 8
+    # and the test split, scored through test_step, agrees with what was learned
+    [scores] = fit.test(module, datamodule=datamodule, verbose=False)
+    assert scores["test/acc"] > 0.8 and fit.callback_metrics["test/samples"] == 80
+
+
+def test_three_classes_learn_through_cross_entropy(dirs, tmp_path):
+    from conftest import write_tree
+
+    root = write_tree(tmp_path / "d", per_class=30, classes=("a", "b", "c"))
+    dm = TextFolderDataModule(root=str(root), num_words=60, maxlen=40, batch_size=8, val_samples=0)
+    dm.prepare_data()
+    dm.setup("fit")
+    pl.seed_everything(0, verbose=False)
+    module = module_for(dm)
+    assert module.net.head[-1].out_features == 3
+    trainer(8).fit(module, datamodule=dm)
+    assert module.history["train/acc"][-1] > 0.9
+
+
+def test_frozen_embedding_is_unchanged_by_training(datamodule):
+    init = np.random.default_rng(0).normal(size=(datamodule.vocab_size, 8)).astype(np.float32)
+    module = module_for(datamodule, embedding_init=init, freeze_embedding=True, hidden=[4])
     head_before = module.net.head[1].weight.detach().clone()
-    one_step(module)
+    trainer(1).fit(module, datamodule=datamodule)
     np.testing.assert_array_equal(module.net.embedding.weight.detach().numpy(), init)
     assert not torch.equal(module.net.head[1].weight, head_before)  # the head did learn
-    trainable = {n for n, p in module.named_parameters() if p.requires_grad}
-    assert "net.embedding.weight" not in trainable
 
 
-def test_trainable_embedding_changes_after_a_training_step():
-    init = np.random.default_rng(0).normal(size=(30, 4)).astype(np.float32)
-    module = make_module(embedding_init=init, freeze_embedding=False)
-    one_step(module)
+def test_trainable_embedding_changes_with_training(datamodule):
+    init = np.random.default_rng(0).normal(size=(datamodule.vocab_size, 8)).astype(np.float32)
+    module = module_for(datamodule, embedding_init=init, freeze_embedding=False)
+    trainer(1).fit(module, datamodule=datamodule)
     assert not np.array_equal(module.net.embedding.weight.detach().numpy(), init)
+
+
+def test_predict_step_gives_class_probabilities(datamodule):
+    pl.seed_everything(0, verbose=False)
+    module = module_for(datamodule)
+    fit = trainer(4)
+    fit.fit(module, datamodule=datamodule)
+    probabilities = torch.cat(fit.predict(module, datamodule=datamodule))
+    assert probabilities.shape == (80, 2)
+    torch.testing.assert_close(probabilities.sum(-1), torch.ones(80))
+    with torch.no_grad():
+        logits = module(torch.from_numpy(datamodule.padded["test"]))
+    torch.testing.assert_close(probabilities[:, 1], torch.sigmoid(logits))
+    predicted = probabilities.argmax(-1).numpy()
+    assert (predicted == datamodule.labels["test"]).mean() > 0.8
+
+
+def test_loss_is_low_for_right_confident_logits_and_high_for_wrong_ones():
+    binary = make_module()
+    labels = torch.tensor([0, 1, 1, 0])
+    right = torch.tensor([-6.0, 6.0, 6.0, -6.0])
+    assert binary.loss(right, labels) < 0.01 < 5 < binary.loss(-right, labels)
+    multi = make_module(num_classes=3)
+    logits = torch.nn.functional.one_hot(torch.tensor([2, 0]), 3).float() * 10
+    assert multi.loss(logits, torch.tensor([2, 0])) < 0.01
+    assert multi.loss(logits, torch.tensor([0, 1])) > 5
 
 
 def test_keras_initialisation_ranges():
     torch.manual_seed(0)
-    net = EmbeddingClassifier(1000, 8, 20, hidden=[32])
+    net = EmbeddingClassifier(vocab_size=1000, embedding_dim=8, seq_len=20, hidden=[32])
     emb = net.embedding.weight
     assert emb.abs().max() <= 0.05 and emb.std() > 0.02
     dense = net.head[1]
@@ -64,13 +151,16 @@ def test_keras_initialisation_ranges():
 
 def test_binary_has_one_logit_multiclass_one_per_class():
     ids = torch.randint(0, 50, (4, 6))
-    assert EmbeddingClassifier(50, 3, 6, num_classes=2)(ids).shape == (4,)
-    assert EmbeddingClassifier(50, 3, 6, num_classes=5, hidden=[7])(ids).shape == (4, 5)
+    two = EmbeddingClassifier(vocab_size=50, embedding_dim=3, seq_len=6, num_classes=2)
+    five = EmbeddingClassifier(vocab_size=50, embedding_dim=3, seq_len=6, num_classes=5, hidden=[7])
+    assert two(ids).shape == (4,) and five(ids).shape == (4, 5)
 
 
 def test_embedding_init_shape_mismatch_is_refused():
     with pytest.raises(ValueError, match="embedding_init has shape"):
-        EmbeddingClassifier(50, 3, 6, embedding_init=np.zeros((50, 4), np.float32))
+        EmbeddingClassifier(
+            vocab_size=50, embedding_dim=3, seq_len=6, embedding_init=np.zeros((50, 4), np.float32)
+        )
 
 
 def test_parameters_given_to_the_optimiser_exclude_frozen_ones():
@@ -83,17 +173,16 @@ def test_parameters_given_to_the_optimiser_exclude_frozen_ones():
 
 def test_mean_pooling_ignores_padding_and_position():
     torch.manual_seed(0)
-    net = EmbeddingClassifier(50, 4, 6, pooling="mean")
+    net = EmbeddingClassifier(vocab_size=50, embedding_dim=4, seq_len=6, pooling="mean")
     a = torch.tensor([[0, 0, 0, 3, 7, 9]])
     b = torch.tensor([[9, 3, 7, 0, 0, 0]])  # same words, other order, padding after
     c = torch.tensor([[0, 0, 0, 0, 3, 7]])  # one word fewer
     assert torch.allclose(net(a), net(b)) and not torch.allclose(net(a), net(c))
     # a longer sequence needs no more parameters
-    assert sum(p.numel() for p in net.parameters()) == sum(
-        p.numel() for p in EmbeddingClassifier(50, 4, 600, pooling="mean").parameters()
-    )
+    longer = EmbeddingClassifier(vocab_size=50, embedding_dim=4, seq_len=600, pooling="mean")
+    assert sum(p.numel() for p in net.parameters()) == sum(p.numel() for p in longer.parameters())
 
 
 def test_unknown_pooling_is_refused():
     with pytest.raises(ValueError, match=r"model\.pooling"):
-        EmbeddingClassifier(50, 4, 6, pooling="max")
+        EmbeddingClassifier(vocab_size=50, embedding_dim=4, seq_len=6, pooling="max")

@@ -16,6 +16,7 @@ import pytest
 
 import embedclf.vectors as vectors_module
 from conftest import REAL_GLOVE_50D, REPO
+from embedclf.errors import UserError
 from embedclf.vectors import (
     Coverage,
     Vectors,
@@ -182,10 +183,12 @@ def test_load_multi_member_zip(tmp_path):
     assert_glove(load_vectors(path, member="glove.6B.50d.txt", cache_dir=cache))
     assert load_vectors(path, member="glove.6B.100d.txt", cache_dir=cache).words == ["x"]
     assert len(cache_entries(cache)) == 2  # the member is part of the cache key
-    listing = re.escape("holds 2 files; choose one as member: glove.6B.50d.txt, glove.6B.100d.txt")
-    with pytest.raises(VectorsError, match=listing):
+    listing = re.escape(
+        "holds 2 files; choose one with vectors.member: glove.6B.50d.txt, glove.6B.100d.txt"
+    )
+    with pytest.raises(UserError, match=listing):
         load_vectors(path, cache_dir=cache)
-    with pytest.raises(VectorsError, match=r"no member 'nope\.txt'"):
+    with pytest.raises(UserError, match=r"no member 'nope\.txt'"):
         load_vectors(path, member="nope.txt", cache_dir=cache)
 
 
@@ -201,8 +204,26 @@ def test_truncated_zip(tmp_path):
     path = write_zip(tmp_path / "g.zip", {"g.txt": GLOVE_LINES * 2000})
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(VectorsError):
+    with pytest.raises(UserError, match=re.escape(str(path))):
         load_vectors(path, cache_dir=tmp_path / "cache")
+
+
+def test_random_bytes_named_zip(tmp_path):
+    path = tmp_path / "vectors.zip"
+    path.write_bytes(bytes(range(256)) * 40)
+    with pytest.raises(UserError, match=re.escape(f"{path} is not a readable zip")):
+        load_vectors(path, cache_dir=tmp_path / "cache")
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e999"])
+def test_non_finite_vector_names_the_file_and_word(tmp_path, value):
+    path = write_bytes(tmp_path / "v.txt", ["the 0.1 0.2\n", f"movie 0.3 {value}\n", "a 1 2\n"])
+    with pytest.raises(VectorsError) as caught:
+        load_vectors(path, cache_dir=tmp_path / "cache")
+    message = str(caught.value)
+    assert "\n" not in message and str(path) in message and "'movie'" in message
+    cache = tmp_path / "cache"
+    assert not cache.exists() or not cache_entries(cache)  # nothing cached from it
 
 
 # --------------------------------------------------------------------------- cache
@@ -251,7 +272,10 @@ def test_stale_temporary_directory_is_never_used(tmp_path):
     assert_glove(load_vectors(path, cache_dir=cache))
 
 
-@pytest.mark.parametrize("damage", ["truncated matrix", "no meta", "short words", "bad meta"])
+@pytest.mark.parametrize(
+    "damage",
+    ["truncated matrix", "no meta", "short words", "bad meta", "zeroed rows", "0xFF bytes"],
+)
 def test_damaged_cache_is_rebuilt(tmp_path, damage):
     path = write_bytes(tmp_path / "g.txt", GLOVE_LINES)
     cache = tmp_path / "cache"
@@ -262,6 +286,13 @@ def test_damaged_cache_is_rebuilt(tmp_path, damage):
         matrix.write_bytes(matrix.read_bytes()[:-7])
     elif damage == "no meta":
         (entry / "meta.json").unlink()
+    elif damage in ("zeroed rows", "0xFF bytes"):  # same size: only a checksum sees it
+        matrix = entry / "matrix.npy"
+        data = bytearray(matrix.read_bytes())
+        start = len(data) - 2 * 3 * 4  # the last two rows of float32
+        data[start:] = (b"\x00" if damage == "zeroed rows" else b"\xff") * (len(data) - start)
+        with open(matrix, "r+b") as file:  # in place, as a disk error would
+            file.write(bytes(data))
     elif damage == "short words":
         (entry / "words.txt").write_text("the\n,\n")
     else:

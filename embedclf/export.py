@@ -1,0 +1,66 @@
+"""Export a checkpoint's learned word vectors: ``python -m embedclf.export CKPT OUT.vec``.
+
+Writes word2vec text format: a header ``N D``, then ``word v1 ... vD`` for each vocabulary
+word in id order (the padding row and hashed n-gram rows are not words and are left out).
+Values are written with 9 significant digits, enough to give back every float32 exactly, so
+``embedclf.vectors.load_vectors`` (and ``vectors.path=OUT.vec`` in a
+training run) reads the very same vectors. The file is written atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from embedclf.errors import DataError, exit_on_user_error
+from embedclf.fileio import atomic_write
+from embedclf.neighbours import word_rows
+
+# characters that would break a line of the text format (a word ends at its first space)
+_UNWRITABLE = (" ", "\n", "\r")
+
+
+def export_vectors(checkpoint_path: str | Path, out: str | Path) -> tuple[int, int]:
+    """Write the checkpoint's word rows to ``out``; returns (words written, dimension)."""
+    words, matrix, _ = word_rows(str(checkpoint_path))
+    keep = [i for i, word in enumerate(words) if word and not any(c in word for c in _UNWRITABLE)]
+    if len(keep) < len(words):
+        print(
+            f"warning: {len(words) - len(keep)} words hold a space or line break and are left out",
+            file=sys.stderr,
+        )
+    dim = int(matrix.shape[1])
+    try:
+        with atomic_write(out, "w") as file:
+            file.write(f"{len(keep)} {dim}\n")
+            for i in keep:
+                file.write(words[i] + " " + " ".join(format_floats(matrix[i])) + "\n")
+    except OSError as err:
+        raise DataError(f"cannot write {out}: {err.strerror}; choose a writable path") from None
+    return len(keep), dim
+
+
+def format_floats(row: np.ndarray) -> list[str]:
+    """float32 values with ``%.9g``: 9 significant digits read back as the same float32."""
+    return [f"{value:.9g}" for value in row.astype(np.float32).tolist()]
+
+
+@exit_on_user_error
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m embedclf.export",
+        description="Write a checkpoint's word embedding as word2vec text (OUT.vec).",
+    )
+    parser.add_argument("checkpoint", help="a .ckpt file written by train.py")
+    parser.add_argument("out", metavar="OUT.vec", help="the file to write")
+    args = parser.parse_args(argv)
+    count, dim = export_vectors(args.checkpoint, args.out)
+    print(f"wrote {count} word vectors of {dim} dimensions to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+"""Classify raw texts with a checkpoint: ``python -m embedclf.predict CHECKPOINT [FILE ...]``.
+
+Texts are read one per line from each FILE, or from stdin when none is given (blank lines carry
+no text and are skipped); ``--dir DIR`` classifies every ``*.txt`` under DIR instead, one text
+per file. One JSON object is printed per text, in input order::
+
+    {"label": "pos", "probs": {"neg": 0.12, "pos": 0.88}}
+
+(with ``"path"`` first under ``--dir``). The checkpoint alone is enough: its text encoder
+holds the vocabulary, tokeniser, padding and classes, so no dataset, token cache or ``conf/``
+is read, and the text is preprocessed exactly as in training. Texts are encoded and scored a
+batch at a time under ``torch.inference_mode``, without a Lightning Trainer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from embedclf.errors import DataError, exit_on_user_error
+
+DEFAULT_BATCH_SIZE = 1024
+
+
+class Predictor:
+    """A checkpoint's encoder and trained module, ready to classify raw texts."""
+
+    def __init__(self, checkpoint_path: str | Path, setting: str = "checkpoint") -> None:
+        from embedclf.pipeline import encoder_of, load_checkpoint, module_from_checkpoint
+
+        checkpoint = load_checkpoint(checkpoint_path, setting)
+        where = f"{setting}={checkpoint_path}"
+        self.encoder = encoder_of(checkpoint, where)
+        self.module = module_from_checkpoint(checkpoint, where)
+        self.classes = list(self.encoder.classes)
+
+    def probabilities(self, texts: Sequence[str]) -> torch.Tensor:
+        """``(len(texts), classes)`` class probabilities, float32 on the CPU."""
+        ids = torch.from_numpy(self.encoder.encode(texts)).long()
+        with torch.inference_mode():
+            return self.module.probabilities(self.module(ids))
+
+    def predict(self, texts: Sequence[str]) -> list[dict[str, Any]]:
+        """``{"label": class, "probs": {class: p}}`` for each text, in order."""
+        if not texts:
+            return []
+        probs = self.probabilities(texts)
+        best = probs.argmax(-1).tolist()  # ties go to the first class, as accuracy scores them
+        return [
+            {
+                "label": self.classes[index],
+                "probs": dict(zip(self.classes, row, strict=True)),
+            }
+            for index, row in zip(best, probs.tolist(), strict=True)
+        ]
+
+
+def predict_texts(checkpoint_path: str | Path, texts: Sequence[str]) -> list[dict[str, Any]]:
+    """Classify ``texts`` with the checkpoint: a dict per text (see :meth:`Predictor.predict`)."""
+    predictor = Predictor(checkpoint_path)
+    out: list[dict[str, Any]] = []
+    for batch in batched(texts, DEFAULT_BATCH_SIZE):
+        out += predictor.predict(batch)
+    return out
+
+
+def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+# -- reading the input -----------------------------------------------------------------------
+def _decode(raw: bytes, where: str) -> str:
+    try:
+        return raw.decode("utf-8-sig")  # a leading byte-order mark is not part of the text
+    except UnicodeDecodeError as err:
+        raise DataError(
+            f"{where} is not UTF-8 text ({err.reason} at byte {err.start}); "
+            "convert it to UTF-8 (e.g. iconv -t UTF-8)"
+        ) from None
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise DataError(f"cannot read {path}: {err.strerror}; give a readable text file") from None
+
+
+def line_texts(files: Sequence[str]) -> Iterator[tuple[None, str]]:
+    """Non-blank lines of each file in turn, or of stdin when ``files`` is empty."""
+    sources: list[tuple[str, Path | None]] = [(f, Path(f)) for f in files] or [("stdin", None)]
+    for name, path in sources:
+        raw = sys.stdin.buffer.read() if path is None else _read_bytes(path)
+        for line in _decode(raw, name).splitlines():
+            if line.strip():
+                yield None, line
+
+
+def folder_texts(folder: str) -> Iterator[tuple[str, str]]:
+    """(path, text) of every ``*.txt`` file under ``folder``, in sorted path order."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise DataError(f"--dir {folder} is not a directory; give a folder holding *.txt files")
+    paths = sorted(p for p in root.rglob("*.txt") if p.is_file())
+    if not paths:
+        raise DataError(f"--dir {folder} holds no *.txt file")
+    for path in paths:
+        yield str(path), _decode(_read_bytes(path), str(path))
+
+
+# -- the command -----------------------------------------------------------------------------
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m embedclf.predict",
+        description="Classify texts with a trained embedclf checkpoint; one JSON line per text.",
+    )
+    parser.add_argument("checkpoint", help="a .ckpt file written by train.py")
+    parser.add_argument(
+        "files", nargs="*", metavar="FILE", help="texts, one per line (default: stdin)"
+    )
+    parser.add_argument(
+        "--dir", metavar="DIR", help="classify every *.txt under DIR (one text per file)"
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        metavar="N",
+        help=f"texts scored at a time (default {DEFAULT_BATCH_SIZE})",
+    )
+    args = parser.parse_args(argv)
+    if args.dir is not None and args.files:
+        parser.error("give FILEs or --dir DIR, not both")
+    if args.batch_size < 1:
+        parser.error(f"--batch-size {args.batch_size} must be 1 or more")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    try:
+        run(argv)
+    except BrokenPipeError:  # the reader stopped early (| head): as for any Unix filter
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
+        raise SystemExit(1) from None
+
+
+@exit_on_user_error
+def run(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    predictor = Predictor(args.checkpoint)
+    texts = folder_texts(args.dir) if args.dir is not None else line_texts(args.files)
+    count = 0
+    for batch in batched(texts, args.batch_size):
+        results = predictor.predict([text for _, text in batch])
+        for (path, _), result in zip(batch, results, strict=True):
+            record = {"path": path, **result} if path is not None else result
+            print(json.dumps(record))
+        count += len(batch)
+    if not count:
+        where = ", ".join(args.files) if args.files else "stdin"
+        raise DataError(f"no text to classify in {where}; give one text per line")
+
+
+if __name__ == "__main__":
+    main()
