@@ -10,7 +10,7 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-import embedclf.sweeps  # noqa: F401  (registers ${embedclf.sweep_subdir:...} for job dirs)
+from embedclf import rundir, sweeps  # noqa: F401  (register the run and job dir resolvers)
 from embedclf.errors import hydra_task
 
 

@@ -1,10 +1,21 @@
-"""Measure the figures of the README's results table on the real data in ../shared/data.
+"""``make bench``: embedclf's speed and accuracy as ratios against peers measured in the same run.
 
-    python benchmarks/run.py [--data-dir DIR] [--only learned,glove,beyond,vectors]
+    python benchmarks/run.py [--data-dir DIR] [--only speed,predict,ngram,few,seed,vectors]
+
+Every figure is measured here, now, on this machine, beside its peer:
+- speed: seed_learned's training (``fit_seconds``) against a plain PyTorch loop doing the same
+  work (benchmarks/plain_loop.py); the whole command, warm and cold (empty cache), against the
+  seed's own Keras code (benchmarks/keras_seed.py; skipped with a note without
+  ``make install-keras``); the import of the stack;
+- predict: classifying the 25,000 test reviews from a checkpoint;
+- ngram: experiment=ngram against fastText, TF-IDF + logistic regression and NBSVM
+  (benchmarks/baselines.py; ``make install-bench``);
+- few: few_glove and few_indomain over seeds 0, 1, 2 against mean vectors + logistic regression;
+- seed: the book's GloVe and scratch runs over three seeds against Keras;
+- vectors: loading GloVe 6B 50-d.
 
 Runs train.py as a user would (a fresh process per run) with data and caches in a temporary
-directory, so the first run pays for extraction and tokenising and the second is warm.
-Prints one table; nothing is asserted.
+directory. Prints figures and ratios with their targets; nothing is asserted.
 """
 
 from __future__ import annotations
@@ -18,94 +29,223 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+QUIET = ["trainer.enable_progress_bar=false"]
 
 
-def train(args: list[str], env: dict[str, str], run_dir: Path) -> tuple[float, list[dict]]:
-    """Run train.py; return wall seconds and the metrics.json of each job."""
+def line(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def ratio(name: str, ours: float, peer: float, target: float | None = None, lower=True) -> None:
+    value = ours / peer
+    verdict = ""
+    if target is not None:
+        met = value <= target if lower else value >= target
+        verdict = f"  target {'<=' if lower else '>='} {target:g}: {'met' if met else 'NOT met'}"
+    line(f"  ratio {name}: {value:.2f}{verdict}")
+
+
+def train(args: list[str], env: dict[str, str], out: Path) -> tuple[float, list[dict]]:
+    """Run train.py; wall seconds and the metrics.json of each job under ``out``."""
     started = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "train.py", *args],
+    done = subprocess.run(
+        [sys.executable, "train.py", *args, *QUIET],
         cwd=REPO,
         env=env,
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
     )
     wall = time.perf_counter() - started
-    found = sorted(run_dir.rglob("metrics.json"), key=lambda p: str(p))
+    if done.returncode:
+        raise SystemExit(f"train.py {' '.join(args)} failed:\n{done.stderr[-2000:]}")
+    found = sorted(out.rglob("metrics.json"), key=str)
     return wall, [json.loads(p.read_text()) for p in found]
 
 
-def bench_learned(env: dict[str, str], tmp: Path) -> None:
-    for label in ("cold (extract + tokenise)", "warm (cached ids)"):
-        run = tmp / f"learned-{label[:4]}"
-        wall, [m] = train(["experiment=seed_learned", "seed=0", f"hydra.run.dir={run}"], env, run)
-        print(
-            f"seed_learned seed=0 {label:27s} wall {wall:6.1f} s  fit {m['fit_seconds']:5.1f} s"
-            f"  prepare {m['prepare_seconds']:5.2f} s  val_acc {m['val_acc']:.4f}"
-            f"  test_acc {m['test_acc']:.4f}"
+def seconds_of(command: list[str], env: dict[str, str]) -> tuple[float, str]:
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
+    return time.perf_counter() - started, done.stdout
+
+
+def keras_seed(env: dict[str, str], archive: Path) -> dict[str, Any] | None:
+    """The seed's Keras code as a whole process, or None (with a note) without Keras."""
+    try:
+        import keras  # noqa: F401
+    except ImportError:
+        line("  Keras seed code: skipped, Keras is not installed (make install-keras)")
+        return None
+    wall, out = seconds_of(
+        [sys.executable, "benchmarks/keras_seed.py", "--archive", str(archive)], env
+    )
+    fields = out.split()
+    figures = {"wall": wall}
+    for key, label in (("fit", "(fit)"), ("tokenize", "tokenisation")):
+        at = fields.index(label) if label in fields else -1
+        if at >= 0:
+            figures[key] = float(fields[at + 1])
+    figures["test_acc"] = float(fields[fields.index("test_acc") + 1])
+    figures["val_acc"] = float(fields[fields.index("val_acc") + 1])
+    return figures
+
+
+def bench_speed(env: dict[str, str], tmp: Path, archive: Path) -> dict[str, Any]:
+    line("== speed: seed_learned (Chollet 6.1, learned embedding), seed 0")
+    runs = {}
+    for label in ("cold", "warm"):
+        out = tmp / f"learned-{label}"
+        wall, [m] = train(["experiment=seed_learned", "seed=0", f"hydra.run.dir={out}"], env, out)
+        runs[label] = (wall, m)
+        line(
+            f"  embedclf {label:4s} (cache {'empty' if label == 'cold' else 'ready'}): whole "
+            f"command {wall:5.1f} s, preparing data {m['prepare_seconds']:5.2f} s, training "
+            f"(fit) {m['fit_seconds']:5.2f} s; val_acc {m['val_acc']:.4f} test_acc "
+            f"{m['test_acc']:.4f}"
         )
-    print(
-        "  Keras seed code, same machine: whole run ~24 s, training 14.9 s, val 0.759, test 0.762"
+    imported, _ = seconds_of([sys.executable, "-c", "import embedclf.training"], env)
+    line(f"  importing the stack (embedclf.training: torch, Lightning, Hydra): {imported:.2f} s")
+
+    from plain_loop import run as plain_run
+
+    from embedclf.datamodule import TextFolderDataModule
+
+    os.environ.update(env)
+    dm = TextFolderDataModule(num_words=10000, maxlen=20, val_samples=0.2, split_seed=0)
+    dm.prepare_data()
+    dm.setup("fit")
+    plain = plain_run(dm.padded["train"], dm.labels["train"], dm.padded["val"], dm.labels["val"])
+    line(
+        f"  plain PyTorch loop, same work (10 epochs x 625 steps of 32, RMSprop, a validation "
+        f"pass per epoch): {plain['fit_seconds']:.2f} s; val_acc {plain['val_acc']:.4f}"
+    )
+    ratio(
+        "training, embedclf fit / plain loop",
+        runs["warm"][1]["fit_seconds"],
+        plain["fit_seconds"],
+        1.5,
+    )
+    keras = keras_seed(env, archive)
+    if keras:
+        line(
+            f"  Keras seed code (a fresh process): whole run {keras['wall']:.1f} s, "
+            f"tokenisation {keras.get('tokenize', float('nan')):.1f} s, training "
+            f"{keras.get('fit', float('nan')):.1f} s; val_acc {keras['val_acc']:.4f} "
+            f"test_acc {keras['test_acc']:.4f}"
+        )
+        ratio("whole command warm, embedclf / Keras", runs["warm"][0], keras["wall"], 0.25)
+        ratio("whole command cold, embedclf / Keras", runs["cold"][0], keras["wall"], 0.5)
+    return {"checkpoint": runs["warm"][1]["checkpoint"], "test_acc": runs["warm"][1]["test_acc"]}
+
+
+def bench_predict(checkpoint: str, archive: Path, test_acc: float) -> None:
+    line("== predict: the 25,000 test reviews from seed_learned's checkpoint")
+    from peers_data import load_imdb
+
+    from embedclf.predict import predict_texts
+
+    data = load_imdb(archive)
+    started = time.perf_counter()
+    out = predict_texts(checkpoint, data.test_texts)
+    took = time.perf_counter() - started
+    classes = {"neg": 0, "pos": 1}
+    acc = sum(classes[o["label"]] == y for o, y in zip(out, data.test_labels, strict=True))
+    line(
+        f"  predict_texts: {took:.2f} s, {len(out) / took:,.0f} reviews/s; accuracy "
+        f"{acc / len(out):.4f} (the run's test_acc {test_acc:.4f})"
     )
 
 
-def bench_glove(env: dict[str, str], tmp: Path) -> None:
+def bench_ngram(env: dict[str, str], tmp: Path, archive: Path) -> None:
+    line("== ngram: words + hashed bigrams, standard protocol (25k train, 25k test)")
+    out = tmp / "ngram"
+    wall, [m] = train(["experiment=ngram", f"hydra.run.dir={out}"], env, out)
+    line(
+        f"  embedclf experiment=ngram: test_acc {m['test_acc']:.4f}, training "
+        f"{m['fit_seconds']:.1f} s, whole command {wall:.1f} s"
+    )
+    try:
+        import baselines
+        from peers_data import load_imdb
+
+        data = load_imdb(archive)
+        texts = (data.train_texts, data.train_labels, data.test_texts, data.test_labels)
+        for peer in (baselines.fasttext_bigrams, baselines.tfidf_bigrams, baselines.nbsvm_bigrams):
+            r = peer(*texts)
+            line(f"  {r['name']:58s} test_acc {r['test_acc']:.4f}, fit {r['fit_seconds']:5.1f} s")
+            ratio(
+                f"test accuracy, ngram / {peer.__name__}", m["test_acc"], r["test_acc"], 1.0, False
+            )
+    except ImportError as err:
+        line(f"  baselines: skipped ({err}); make install-bench")
+
+
+def bench_few(env: dict[str, str], tmp: Path, archive: Path) -> None:
+    line("== few labels: 200 training reviews, seeds 0, 1, 2")
+    for experiment, extra in (
+        ("few_glove", ["vectors=glove_6b_50d"]),
+        ("few_indomain", []),
+    ):
+        out = tmp / experiment
+        started = time.perf_counter()
+        try:
+            _, runs = train(
+                ["-m", f"experiment={experiment}", *extra, "seed=0,1,2", f"hydra.sweep.dir={out}"],
+                env,
+                out,
+            )
+        except SystemExit as err:
+            line(f"  {experiment}: failed ({str(err).splitlines()[-1]})")
+            continue
+        tests = [r["test_acc"] for r in runs]
+        line(
+            f"  embedclf experiment={experiment}: test {' / '.join(f'{t:.3f}' for t in tests)}, "
+            f"mean {statistics.mean(tests):.4f} ({time.perf_counter() - started:.0f} s for 3 "
+            "runs, the first one pretraining for few_indomain)"
+        )
+    try:
+        import baselines
+        from peers_data import load_imdb
+
+        data = load_imdb(archive)
+        r = baselines.glove_mean_logreg(
+            data.train_texts, data.train_labels, data.test_texts, data.test_labels
+        )
+        line(f"  {r['name']:58s} test_acc {r['test_acc']:.4f}")
+    except ImportError as err:
+        line(f"  mean GloVe + logistic regression: skipped ({err}); make install-bench")
+    line("  anchor (../shared/README.md): gensim CBOW + mean vectors + LR, 200 labels: 0.785")
+
+
+def bench_seed(env: dict[str, str], tmp: Path, archive: Path) -> None:
+    line("== the book's GloVe experiment, seeds 0, 1, 2 (200 training reviews, maxlen 100)")
     for experiment, choice in (
         ("seed_glove", "vectors=glove_6b_50d"),
         ("seed_scratch", "model.embedding_dim=50"),
     ):
-        sweep = tmp / experiment
+        out = tmp / experiment
         wall, runs = train(
-            ["-m", f"experiment={experiment}", choice, "seed=0,1,2", f"hydra.sweep.dir={sweep}"],
+            ["-m", f"experiment={experiment}", choice, "seed=0,1,2", f"hydra.sweep.dir={out}"],
             env,
-            sweep,
+            out,
         )
         tests = [r["test_acc"] for r in runs]
-        vals = [r["val_acc"] for r in runs]
-        print(
-            f"{experiment:12s} {choice:24s} seeds 0,1,2  test "
-            f"{' / '.join(f'{t:.3f}' for t in tests)}  mean {statistics.mean(tests):.3f}  "
-            f"val mean {statistics.mean(vals):.3f}  ({wall:.0f} s for 3 runs)"
+        line(
+            f"  embedclf {experiment} {choice}: test {' / '.join(f'{t:.3f}' for t in tests)} "
+            f"(mean {statistics.mean(tests):.3f}; {wall:.0f} s for 3 runs)"
         )
-    print(
-        "  Keras seed code, same machine: GloVe-50d test 0.557 / 0.584 / 0.569, "
-        "scratch 0.529 / 0.523 / 0.516"
-    )
+    line("  Keras seed code, same machine (../shared/README.md): GloVe 0.557 / 0.584 / 0.569,")
+    line("  scratch 0.529 / 0.523 / 0.516")
 
 
-def bench_beyond(env: dict[str, str], tmp: Path) -> None:
-    """The experiments that go past the seed, with its data and budget."""
-    run = tmp / "bag_learned"
-    wall, [m] = train(["experiment=bag_learned", "seed=0", f"hydra.run.dir={run}"], env, run)
-    print(
-        f"bag_learned  seed=0                           val_acc {m['val_acc']:.4f}  "
-        f"test_acc {m['test_acc']:.4f}  fit {m['fit_seconds']:.1f} s  wall {wall:.1f} s"
-    )
-    sweep = tmp / "bag_glove"
-    wall, runs = train(
-        [
-            "-m",
-            "experiment=bag_glove",
-            "vectors=glove_6b_50d",
-            "seed=0,1,2",
-            f"hydra.sweep.dir={sweep}",
-        ],
-        env,
-        sweep,
-    )
-    tests = [r["test_acc"] for r in runs]
-    print(
-        f"bag_glove    vectors=glove_6b_50d     seeds 0,1,2  test "
-        f"{' / '.join(f'{t:.3f}' for t in tests)}  mean {statistics.mean(tests):.3f}  "
-        f"({wall:.0f} s for 3 runs)"
-    )
-
-
-def bench_vectors(tmp: Path) -> None:
+def bench_vectors(tmp: Path, data_dir: Path) -> None:
+    line("== vectors: GloVe 6B 50-d, 400,000 words")
     code = (
         "import time, sys; from pathlib import Path; t = time.perf_counter();"
         "from embedclf.vectors import load_vectors;"
@@ -116,37 +256,48 @@ def bench_vectors(tmp: Path) -> None:
     cache = tmp / "vectors-cache"
     for label in ("first load (zip -> binary cache)", "cached load (fresh process)"):
         out = subprocess.run(
-            [sys.executable, "-c", code, str(SHARED / "glove.6B.50d.zip"), str(cache)],
+            [sys.executable, "-c", code, str(data_dir / "glove.6B.50d.zip"), str(cache)],
             cwd=REPO,
             check=True,
             capture_output=True,
             text=True,
         )
         seconds, words, dim = out.stdout.split()
-        print(f"glove.6B.50d {label:34s} {float(seconds):6.3f} s  ({words} words x {dim})")
-    print("  plain-Python parse of the text file (seed code): ~2.3 s")
+        line(f"  {label:34s} {float(seconds):6.3f} s  ({words} words x {dim})")
+    line("  peer: the book's plain-Python parse of the text file: ~2.3 s on every run")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=SHARED)
-    parser.add_argument("--only", default="learned,glove,beyond,vectors")
+    parser.add_argument("--only", default="speed,predict,ngram,few,seed,vectors")
     args = parser.parse_args()
     parts = set(args.only.split(","))
+    archive = args.data_dir / "aclImdb_v1.tar.gz"
     with tempfile.TemporaryDirectory(prefix="embedclf-bench-") as name:
         tmp = Path(name)
+        data = tmp / "data"
+        data.mkdir()
+        for file in args.data_dir.iterdir():  # links: a cold run must not find a ready cache
+            (data / file.name).symlink_to(file.resolve())
         env = dict(
-            os.environ, EMBEDCLF_DATA_DIR=str(args.data_dir), EMBEDCLF_CACHE_DIR=str(tmp / "cache")
+            os.environ,
+            EMBEDCLF_DATA_DIR=str(data),
+            EMBEDCLF_CACHE_DIR=str(tmp / "cache"),
+            PYTHONWARNINGS="ignore",
         )
-        print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, data {args.data_dir}")
-        if "learned" in parts:
-            bench_learned(env, tmp)
-        if "glove" in parts:
-            bench_glove(env, tmp)
-        if "beyond" in parts:
-            bench_beyond(env, tmp)
+        line(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, data {args.data_dir}")
+        speed = bench_speed(env, tmp, archive) if parts & {"speed", "predict"} else None
+        if "predict" in parts and speed:
+            bench_predict(speed["checkpoint"], archive, speed["test_acc"])
+        if "ngram" in parts:
+            bench_ngram(env, tmp, archive)
+        if "few" in parts:
+            bench_few(env, tmp, archive)
+        if "seed" in parts:
+            bench_seed(env, tmp, archive)
         if "vectors" in parts:
-            bench_vectors(tmp)
+            bench_vectors(tmp, args.data_dir)
 
 
 if __name__ == "__main__":

@@ -79,11 +79,18 @@ class ChunkSampler(Sampler[torch.Tensor]):
     same permutation and takes every ``world``-th row, all ranks the same count.
     """
 
-    def __init__(self, n: int, chunk: int, shuffle: bool, rank: int = 0, world: int = 1) -> None:
+    def __init__(
+        self, n: int, chunk: int, shuffle: bool, rank: int = 0, world: int = 1, even: bool = True
+    ) -> None:
         self.n, self.chunk, self.shuffle, self.rank, self.world = n, chunk, shuffle, rank, world
+        self.even = even  # every rank the same count (training); else every row once (scoring)
 
     def _rows(self) -> int:
-        return self.n // self.world if self.world > 1 else self.n
+        if self.world == 1:
+            return self.n
+        if self.even:
+            return self.n // self.world
+        return len(range(self.rank, self.n, self.world))
 
     def __len__(self) -> int:
         return math.ceil(self._rows() / self.chunk)
@@ -97,7 +104,8 @@ class ChunkSampler(Sampler[torch.Tensor]):
         else:
             order = torch.arange(self.n)
         if self.world > 1:
-            order = order[self.rank : self._rows() * self.world : self.world]
+            stop = self._rows() * self.world if self.even else self.n
+            order = order[self.rank : stop : self.world]
         yield from order.split(self.chunk)
 
 
@@ -307,7 +315,7 @@ class TextFolderDataModule(pl.LightningDataModule):
         if hp.val_seed is not None:  # one validation set for every split_seed (and size)
             held_out = np.random.default_rng(hp.val_seed).permutation(n)[n - n_val :]
             rest = order[~np.isin(order, held_out)]
-            parts = {"train": rest[:n_train], "val": np.sort(held_out)}
+            parts = {"train": rest[:n_train], "val": held_out}
         for split, rows in parts.items():
             self.padded[split] = padded["train"][rows]
             self.labels[split] = corpus.labels["train"][rows]
@@ -362,9 +370,9 @@ class TextFolderDataModule(pl.LightningDataModule):
         rank, world = self._world()
         steps = hp.steps_per_call if world == 1 else 1  # DDP syncs once per forward
         chunk = hp.batch_size * steps if train else hp.eval_batch_size
-        if not train and world > 1:
-            rank, world = 0, 1  # evaluation runs on the whole split, as the seed does
-        sampler = ChunkSampler(len(self.labels[split]), chunk, train, rank, world)
+        # training: the same number of rows on every rank (DDP steps together); scoring: every
+        # row exactly once across the ranks (torchmetrics sums the ranks' counts)
+        sampler = ChunkSampler(len(self.labels[split]), chunk, train, rank, world, even=train)
         return DataLoader(
             _SplitRows(split, len(self.labels[split])),
             batch_size=None,

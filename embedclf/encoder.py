@@ -23,6 +23,9 @@ from embedclf.errors import CheckpointError
 from embedclf.tokenizer import ids_of, pad_ragged
 
 ENCODER_FORMAT = 1
+# bounds a checkpoint's encoder must keep: it is data, and sizes in it become allocations
+MAX_FEATURES = 1 << 20
+MAX_NGRAMS = 5
 # fastText's multiplier for hashing word n-grams: h = h * M + id (mod 2**64)
 NGRAM_HASH_MULTIPLIER = np.uint64(116049371)
 
@@ -114,8 +117,18 @@ class TextEncoder:
             and all(isinstance(w, str) for w in encoder.vocab)
             and isinstance(encoder.classes, list)
             and len(encoder.classes) >= 2
-            and isinstance(encoder.maxlen, int)
-            and encoder.maxlen >= 1
+            and all(isinstance(c, str) for c in encoder.classes)
+            and isinstance(encoder.filters, str)
+            and isinstance(encoder.lower, bool)
+            and all(
+                isinstance(v, int) and not isinstance(v, bool)
+                for v in (encoder.maxlen, encoder.ngrams, encoder.buckets)
+            )
+            and 1 <= encoder.maxlen <= MAX_FEATURES
+            and 1 <= encoder.ngrams <= MAX_NGRAMS
+            and 0 <= encoder.buckets <= MAX_FEATURES * 64
+            and encoder.padding in ("pre", "post")
+            and encoder.truncating in ("pre", "post")
         ):
             raise CheckpointError(f"{where} holds a malformed text encoder")
         return encoder

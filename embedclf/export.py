@@ -14,39 +14,24 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
 from embedclf.errors import DataError, exit_on_user_error
-from embedclf.fileio import atomic_write
 from embedclf.neighbours import word_rows
-
-# characters that would break a line of the text format (a word ends at its first space)
-_UNWRITABLE = (" ", "\n", "\r")
+from embedclf.vectors import write_word2vec
 
 
 def export_vectors(checkpoint_path: str | Path, out: str | Path) -> tuple[int, int]:
     """Write the checkpoint's word rows to ``out``; returns (words written, dimension)."""
     words, matrix, _ = word_rows(str(checkpoint_path))
-    keep = [i for i, word in enumerate(words) if word and not any(c in word for c in _UNWRITABLE)]
-    if len(keep) < len(words):
-        print(
-            f"warning: {len(words) - len(keep)} words hold a space or line break and are left out",
-            file=sys.stderr,
-        )
-    dim = int(matrix.shape[1])
     try:
-        with atomic_write(out, "w") as file:
-            file.write(f"{len(keep)} {dim}\n")
-            for i in keep:
-                file.write(words[i] + " " + " ".join(format_floats(matrix[i])) + "\n")
+        written = write_word2vec(Path(out), words, matrix)
     except OSError as err:
         raise DataError(f"cannot write {out}: {err.strerror}; choose a writable path") from None
-    return len(keep), dim
-
-
-def format_floats(row: np.ndarray) -> list[str]:
-    """float32 values with ``%.9g``: 9 significant digits read back as the same float32."""
-    return [f"{value:.9g}" for value in row.astype(np.float32).tolist()]
+    if written < len(words):
+        print(
+            f"warning: {len(words) - written} words hold a space or line break and are left out",
+            file=sys.stderr,
+        )
+    return written, int(matrix.shape[1])
 
 
 @exit_on_user_error

@@ -103,30 +103,6 @@ def atomic_write_json(path: str | os.PathLike, payload: Any) -> None:
 
 
 @contextlib.contextmanager
-def staged_directory(final: Path) -> Iterator[Path]:
-    """A temporary sibling directory of ``final`` to fill; renamed to ``final`` on success.
-
-    If another process published ``final`` first, theirs is kept and ours is removed (both
-    were built from the same inputs). On error the temporary directory is removed.
-    """
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_staging(final)
-    tmp = staging_path(final)
-    tmp.mkdir()
-    try:
-        yield tmp
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if not final.is_dir():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-@contextlib.contextmanager
 def exclusive(path: Path, what: str) -> Iterator[None]:
     """Hold an inter-process file lock ``<path>.lock`` while building ``what``.
 

@@ -8,11 +8,12 @@ import numpy as np
 import torch
 from torch import nn
 
-POOLINGS = ("flatten", "mean", "bag")
+POOLINGS = ("flatten", "mean", "bag", "weighted_mean")
+BAGS = ("bag", "weighted_mean")  # pooled by an nn.EmbeddingBag with per-feature weights
 
 
 class EmbeddingClassifier(nn.Module):
-    """``Embedding -> Flatten | Mean -> [Dense + ReLU]* -> Dense``, returning logits.
+    """``Embedding -> flatten | mean | weighted bag -> [Dense + ReLU]* -> Dense``: logits.
 
     ``pooling="flatten"`` is the seed's: one weight per position and dimension, so word order
     matters and ``seq_len`` is fixed. ``pooling="mean"`` averages the vectors of the real
@@ -21,7 +22,13 @@ class EmbeddingClassifier(nn.Module):
     (words and hashed n-grams), each weighted by ``feature_weight[id]`` over the review's
     feature count (so a mean when the weights are 1; NBSVM's log-count ratios otherwise, see
     :func:`nb_feature_weights`), with sparse gradients when ``sparse``; its embedding starts
-    uniform in +-1/dim and its head at zero, as fastText's.
+    uniform in +-1/dim and its head at zero, as fastText's. ``pooling="weighted_mean"``
+    divides the same weighted sum by the sum of the weights instead (smooth inverse frequency
+    weights, say; words without a vector weigh 0).
+
+    ``standardize`` keeps a per-dimension mean and standard deviation of the pooled vectors
+    (set from the training reviews by :func:`set_standardization`), so a linear head on few
+    examples sees features on one scale.
 
     Binary tasks get one logit (sigmoid + binary cross-entropy, as the seed's ``Dense(1,
     sigmoid)``); more classes get one logit each. ``keras_init`` draws weights the way Keras
@@ -44,13 +51,15 @@ class EmbeddingClassifier(nn.Module):
         pooling: str = "flatten",
         sparse: bool = False,
         feature_weight: np.ndarray | torch.Tensor | None = None,
+        standardize: bool = False,
     ) -> None:
         super().__init__()
+        self.standardize = standardize
         if pooling not in POOLINGS:
             raise ValueError(f"model.pooling must be one of {POOLINGS}, got {pooling!r}")
         self.pooling = pooling
         self.embedding: nn.Embedding | nn.EmbeddingBag
-        if pooling == "bag":
+        if pooling in BAGS:
             self.embedding = nn.EmbeddingBag(
                 vocab_size, embedding_dim, mode="sum", sparse=sparse, padding_idx=0
             )
@@ -58,7 +67,10 @@ class EmbeddingClassifier(nn.Module):
             self.embedding = nn.Embedding(vocab_size, embedding_dim, sparse=sparse)
         weight = torch.ones(vocab_size) if feature_weight is None else feature_weight
         self.register_buffer("feature_weight", torch.as_tensor(weight, dtype=torch.float32))
-        layers: list[nn.Module] = [nn.Flatten()] if pooling == "flatten" else []
+        pooled = seq_len * embedding_dim if pooling == "flatten" else embedding_dim
+        self.register_buffer("feature_mean", torch.zeros(pooled))
+        self.register_buffer("feature_std", torch.ones(pooled))
+        layers: list[nn.Module] = []
         if dropout:  # on the pooled (or flattened) vectors, and after each hidden layer
             layers.append(nn.Dropout(dropout))
         width = seq_len * embedding_dim if pooling == "flatten" else embedding_dim
@@ -69,7 +81,7 @@ class EmbeddingClassifier(nn.Module):
             width = size
         layers.append(nn.Linear(width, 1 if num_classes == 2 else num_classes))
         self.head = nn.Sequential(*layers)
-        if pooling == "bag":
+        if pooling in BAGS:
             self._fasttext_init(embedding_dim)
         elif keras_init:
             self._keras_init()
@@ -98,18 +110,26 @@ class EmbeddingClassifier(nn.Module):
                 nn.init.zeros_(layer.weight)
                 nn.init.zeros_(layer.bias)
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        if self.pooling == "bag":
+    def pool(self, ids: torch.Tensor) -> torch.Tensor:
+        """One vector per review: what the head sees, before standardisation."""
+        if self.pooling in BAGS:
             mask = (ids != 0).to(self.feature_weight.dtype)
-            weights = self.feature_weight[ids] * mask / mask.sum(1, keepdim=True).clamp(min=1)
-            return self._logits(self.embedding(ids, per_sample_weights=weights))
+            weights = self.feature_weight[ids] * mask
+            if self.pooling == "bag":
+                weights = weights / mask.sum(1, keepdim=True).clamp(min=1)
+            else:
+                weights = weights / weights.sum(1, keepdim=True).clamp(min=1e-8)
+            return self.embedding(ids, per_sample_weights=weights)
         vectors = self.embedding(ids)
-        if self.pooling == "mean":
-            mask = (ids != 0).unsqueeze(-1).to(vectors.dtype)
-            vectors = (vectors * mask).sum(1) / mask.sum(1).clamp(min=1)
-        return self._logits(vectors)
+        if self.pooling == "flatten":
+            return vectors.flatten(1)
+        mask = (ids != 0).unsqueeze(-1).to(vectors.dtype)
+        return (vectors * mask).sum(1) / mask.sum(1).clamp(min=1)
 
-    def _logits(self, vectors: torch.Tensor) -> torch.Tensor:
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        vectors = self.pool(ids)
+        if self.standardize:
+            vectors = (vectors - self.feature_mean) / self.feature_std
         logits = self.head(vectors)
         return logits.squeeze(-1) if logits.shape[-1] == 1 else logits
 
@@ -136,3 +156,25 @@ def nb_feature_weights(
         best = np.maximum(best, np.abs(np.log((p / p.sum()) / (q / q.sum()))))
     best[0] = 0.0
     return best.astype(np.float32)
+
+
+def sif_feature_weights(counts: np.ndarray, known: np.ndarray, a: float) -> np.ndarray:
+    """Smooth inverse frequency weights ``a / (a + p(w))`` (Arora et al. 2017), ``p`` the
+    word's share of ``counts``; 0 for padding and for words without a vector.
+
+    The pipeline passes the token cache's counts, over every training text of the dataset:
+    the vocabulary's statistics, which use no label (the validation reviews' texts included,
+    as the vocabulary itself does), not only the few labelled training reviews.
+    """
+    share = counts / max(float(counts.sum()), 1.0)
+    weights = a / (a + share) * known
+    weights[0] = 0.0
+    return weights.astype(np.float32)
+
+
+@torch.no_grad()
+def set_standardization(net: EmbeddingClassifier, ids: torch.Tensor) -> None:
+    """Standardise the pooled vectors with their mean and standard deviation over ``ids``."""
+    pooled = torch.cat([net.pool(chunk) for chunk in ids.split(1024)])
+    net.feature_mean.copy_(pooled.mean(0))
+    net.feature_std.copy_(pooled.std(0) + 1e-6 if len(pooled) > 1 else torch.ones_like(pooled[0]))

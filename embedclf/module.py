@@ -18,7 +18,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from torchmetrics import MaxMetric, MeanMetric, SumMetric
+from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import Accuracy
 
 from embedclf.datamodule import Batch
@@ -92,6 +92,9 @@ class EmbeddingClassifierModule(pl.LightningModule):
         sparse: bool = False,
         feature_weighting: str = "none",
         feature_weight: np.ndarray | None = None,
+        sif_a: float = 1e-3,
+        standardize: bool = False,
+        head_l2: float = 0.0,
         scheduler: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -112,6 +115,7 @@ class EmbeddingClassifierModule(pl.LightningModule):
             pooling=pooling,
             sparse=sparse,
             feature_weight=feature_weight,
+            standardize=standardize,
         )
         self.binary = num_classes == 2
         task = (
@@ -122,7 +126,7 @@ class EmbeddingClassifierModule(pl.LightningModule):
         # one metric object per split, so epoch values never mix splits
         self.train_acc, self.val_acc, self.test_acc = (Accuracy(**task) for _ in range(3))
         self.train_loss, self.val_loss, self.test_loss = (MeanMetric() for _ in range(3))
-        self.val_seen, self.test_seen = SumMetric(), SumMetric()
+        self._seen = {"val": 0, "test": 0}  # reviews scored by this rank in this pass
         self.val_acc_best = MaxMetric()
         self._resumed_best: float | None = None  # a resumed run's best before the resume
         self.history: dict[str, list[float]] = {}
@@ -134,6 +138,13 @@ class EmbeddingClassifierModule(pl.LightningModule):
         if self.binary:
             return F.binary_cross_entropy_with_logits(logits, labels.float())
         return F.cross_entropy(logits, labels)
+
+    def training_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The loss plus ``head_l2 / 2`` times the squared weights of the output layer."""
+        loss = self.loss(logits, labels)
+        if self.hparams.head_l2:
+            loss = loss + 0.5 * self.hparams.head_l2 * self.net.head[-1].weight.pow(2).sum()
+        return loss
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         """Class probabilities, ``(n, classes)``, for predictions."""
@@ -149,17 +160,62 @@ class EmbeddingClassifierModule(pl.LightningModule):
         getattr(self, f"{split}_acc").update(preds, labels)
         getattr(self, f"{split}_loss").update(losses, weight=sizes)
 
+    def _plain_steps(self) -> bool:
+        """Whether optimiser steps may skip Lightning's per-step hook dispatch.
+
+        Lightning's ``manual_backward`` and ``LightningOptimizer.step`` call the
+        ``on_before_backward``, ``on_after_backward`` and ``on_before_optimizer_step`` hooks of
+        every callback and of this module, and go through the strategy and precision plugins;
+        for the seed's model that costs several times the arithmetic of a step. When the run
+        is 32-bit on a single device and nothing overrides those hooks, ``loss.backward()`` and
+        the torch optimiser's ``step()`` do exactly the same, and the step is still counted
+        (``global_step``, checkpoints, ``max_steps``) through the loop's own step callbacks.
+        """
+        from pytorch_lightning.strategies import SingleDeviceStrategy
+        from pytorch_lightning.utilities.model_helpers import is_overridden
+
+        trainer = self.trainer
+        hooks = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
+        return (
+            isinstance(trainer.strategy, SingleDeviceStrategy)
+            and str(trainer.precision) in ("32-true", "32")
+            and not any(is_overridden(h, self, pl.LightningModule) for h in hooks)
+            and not any(is_overridden(h, c, pl.Callback) for c in trainer.callbacks for h in hooks)
+        )
+
     def training_step(self, batch: Batch, batch_idx: int) -> None:
         optimizer = self.optimizers()
+        plain = getattr(self, "_plain", False)
         logits_seen, losses = [], []
         for ids, labels in zip(
             batch.ids.split(batch.step_size), batch.labels.split(batch.step_size), strict=True
         ):
-            logits = self(ids)
-            loss = self.loss(logits, labels)
-            optimizer.zero_grad()
-            self.manual_backward(loss)
-            optimizer.step()
+            if isinstance(optimizer.optimizer, torch.optim.LBFGS):
+                # full-batch quasi-Newton: the optimiser evaluates the loss as often as it needs
+                def closure(ids=ids, labels=labels) -> torch.Tensor:
+                    optimizer.zero_grad()
+                    loss = self.training_loss(self(ids), labels)
+                    self.manual_backward(loss)
+                    return loss
+
+                optimizer.step(closure=closure)
+                with torch.no_grad():
+                    logits = self(ids)
+                    loss = self.training_loss(logits, labels)
+            elif plain:
+                logits = self(ids)
+                loss = self.training_loss(logits, labels)
+                optimizer.optimizer.zero_grad()
+                loss.backward()
+                optimizer._on_before_step()  # the loop's step accounting (global_step)
+                optimizer.optimizer.step()
+                optimizer._on_after_step()
+            else:
+                logits = self(ids)
+                loss = self.training_loss(logits, labels)
+                optimizer.zero_grad()
+                self.manual_backward(loss)
+                optimizer.step()
             logits_seen.append(logits.detach())
             losses.append(loss.detach())
         losses_t = torch.stack(losses)
@@ -175,7 +231,7 @@ class EmbeddingClassifierModule(pl.LightningModule):
         logits = self(batch.ids)
         loss = self.loss(logits, batch.labels)
         self._update(split, logits, batch.labels, loss, len(batch.labels))
-        getattr(self, f"{split}_seen").update(len(batch.labels))
+        self._seen[split] += len(batch.labels)
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._evaluate(batch, "val")
@@ -197,9 +253,11 @@ class EmbeddingClassifierModule(pl.LightningModule):
         self.log(f"{split}/loss", epoch_loss, prog_bar=True, logger=to_logger)
         self.log(f"{split}/acc", epoch_acc, prog_bar=True, logger=to_logger)
         if split in ("val", "test"):
-            seen = getattr(self, f"{split}_seen")
-            self.log(f"{split}/samples", seen.compute(), logger=False)
-            seen.reset()
+            # each rank scored its own share of the reviews: their sum is what was scored
+            seen = torch.tensor(float(self._seen[split]), device=self.device)
+            total = self.trainer.strategy.reduce(seen, reduce_op="sum")
+            self.log(f"{split}/samples", total, logger=False)
+            self._seen[split] = 0
         if fitting:
             self.history.setdefault(f"{split}/loss", []).append(float(epoch_loss))
             self.history.setdefault(f"{split}/acc", []).append(float(epoch_acc))
@@ -208,6 +266,7 @@ class EmbeddingClassifierModule(pl.LightningModule):
         return epoch_acc
 
     def on_train_start(self) -> None:
+        self._plain = self._plain_steps()
         self.val_acc_best.reset()
         if self._resumed_best is not None:  # the epochs before a resume count too
             self.val_acc_best(torch.tensor(self._resumed_best, device=self.device))
@@ -250,6 +309,8 @@ class EmbeddingClassifierModule(pl.LightningModule):
     # -- exact resume: the shuffle's generator travels with the checkpoint ------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["torch_rng_state"] = torch.get_rng_state()
+        if torch.cuda.is_available() and self.device.type == "cuda":  # dropout draws there
+            checkpoint["cuda_rng_state"] = torch.cuda.get_rng_state(self.device)
         if self.val_acc_best.update_count:
             checkpoint["val_acc_best"] = float(self.val_acc_best.compute())
 
@@ -260,6 +321,9 @@ class EmbeddingClassifierModule(pl.LightningModule):
             if not isinstance(state, torch.Tensor) or state.dtype != torch.uint8:
                 raise CheckpointError("the checkpoint's torch_rng_state is malformed")
             torch.set_rng_state(state)
+            cuda_state = checkpoint.get("cuda_rng_state")
+            if isinstance(cuda_state, torch.Tensor) and torch.cuda.is_available():
+                torch.cuda.set_rng_state(cuda_state.cpu(), self.device)
         best = checkpoint.get("val_acc_best")
         if resuming and isinstance(best, float):
             self._resumed_best = best

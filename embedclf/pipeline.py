@@ -43,7 +43,15 @@ def _require(ok: bool, message: str) -> None:
 def check_config(cfg: DictConfig) -> None:
     """Refuse settings that cannot work, each with a one-line error naming the setting."""
     data, model = cfg.data, cfg.model
-    _require(_whole(cfg.seed), f"seed={cfg.seed!r} must be a whole number, e.g. seed=0")
+    _require(
+        _whole(cfg.seed) and 0 <= cfg.seed < 2**32,
+        f"seed={cfg.seed!r} must be a whole number from 0 to 2**32 - 1, e.g. seed=0",
+    )
+    threads = cfg.get("torch_threads")
+    _require(
+        threads is None or (_whole(threads) and threads >= 1),
+        f"torch_threads={threads!r} must be a whole number >= 1, or null for torch's default",
+    )
     for key in ("maxlen", "batch_size", "eval_batch_size", "steps_per_call"):
         value = data.get(key, 1)
         _require(_whole(value) and value >= 1, f"data.{key}={value!r} must be a whole number >= 1")
@@ -216,6 +224,9 @@ def pretrained_embedding(
         encoder.vocab, corpus.counts[:words], vectors, init[:words]
     )
     init[:words] = matrix
+    if v.get("normalize"):  # unit-length rows: every word weighs by its weight, not its norm
+        norms = np.linalg.norm(init, axis=1, keepdims=True)
+        init = np.divide(init, norms, out=np.zeros_like(init), where=norms > 0)
     log.info("%s: %s", v.name, coverage.summary())
     return init, coverage
 
@@ -233,9 +244,21 @@ def build_model(
         overrides["feature_weight"] = nb_feature_weights(
             datamodule.padded["train"], datamodule.labels["train"], datamodule.vocab_size
         )
+    elif weighting == "sif":
+        from embedclf.model import sif_feature_weights
+
+        counts = np.zeros(datamodule.vocab_size)
+        words = len(datamodule.encoder.vocab)
+        counts[:words] = datamodule.corpus.counts[:words]
+        known = (
+            np.ones(datamodule.vocab_size)
+            if embedding_init is None
+            else np.abs(embedding_init).sum(1) > 0
+        )
+        overrides["feature_weight"] = sif_feature_weights(counts, known, cfg.model.sif_a)
     elif weighting != "none":
-        raise ConfigError(f"model.feature_weighting={weighting!r} must be none or nb")
-    return instantiate(
+        raise ConfigError(f"model.feature_weighting={weighting!r} must be none, nb or sif")
+    module = instantiate(
         cfg.model,
         vocab_size=datamodule.vocab_size,
         seq_len=datamodule.hparams.maxlen,
@@ -243,6 +266,11 @@ def build_model(
         embedding_init=embedding_init,
         **overrides,
     )
+    if cfg.model.get("standardize"):  # the pooled features' scale, from the training reviews
+        from embedclf.model import set_standardization
+
+        set_standardization(module.net, torch.from_numpy(datamodule.padded["train"]))
+    return module
 
 
 def build_trainer(cfg: DictConfig, *, validation: bool = True, **kwargs: Any) -> pl.Trainer:

@@ -101,7 +101,9 @@ def line_texts(files: Sequence[str]) -> Iterator[tuple[None, str]]:
     sources: list[tuple[str, Path | None]] = [(f, Path(f)) for f in files] or [("stdin", None)]
     for name, path in sources:
         raw = sys.stdin.buffer.read() if path is None else _read_bytes(path)
-        for line in _decode(raw, name).splitlines():
+        # only "\n" ends a text: splitlines() would also split at U+0085, U+2028, ...
+        for line in _decode(raw, name).split("\n"):
+            line = line.removesuffix("\r")
             if line.strip():
                 yield None, line
 

@@ -22,15 +22,13 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from embedclf.errors import ConfigError, hydra_task
-from embedclf.fileio import atomic_write, exclusive
+from embedclf.fileio import exclusive
+from embedclf.vectors import write_word2vec
 
 log = logging.getLogger(__name__)
 
 PRETRAIN_FORMAT = 1
 INSTALL_HINT = "make install-pretrain (pip install 'embedclf[pretrain]')"
-# settings that change the vectors; workers only changes the speed (and, with gensim's
-# threads, the last digits: several workers are not bit-reproducible)
-_NOT_IN_KEY = ("workers",)
 
 
 class _Sentences:
@@ -64,7 +62,8 @@ def pretrained_vectors(
         "source": source_identity(source),
         "filters": filters,
         "lower": lower,
-        "settings": {k: v for k, v in settings.items() if k not in _NOT_IN_KEY},
+        # every setting, workers included: several workers give other vectors on every run
+        "settings": settings,
     }
     path = vectors_path(cache_dir, identity)
     if path.exists():
@@ -86,6 +85,8 @@ def _train(source: Path, filters: str, lower: bool, settings: dict[str, Any], pa
 
     from embedclf.corpus import read_dataset
 
+    # gensim logs a line per progress tick at INFO; the progress bar below says as much
+    logging.getLogger("gensim").setLevel(logging.WARNING)
     started = time.perf_counter()
     texts, unlabelled = read_dataset(source, unlabelled=True)
     corpus = unlabelled + texts.texts["train"]  # never the test reviews
@@ -114,10 +115,7 @@ def _train(source: Path, filters: str, lower: bool, settings: dict[str, Any], pa
     except TypeError as err:
         raise ConfigError(f"vectors.pretrain: {err}; see gensim's Word2Vec settings") from None
     keyed = model.wv
-    with atomic_write(path, "w") as file:
-        file.write(f"{len(keyed.index_to_key)} {keyed.vector_size}\n")
-        for word, vector in zip(keyed.index_to_key, keyed.vectors, strict=True):
-            file.write(word + " " + " ".join(f"{x:.7g}" for x in vector) + "\n")
+    write_word2vec(path, keyed.index_to_key, keyed.vectors)
     log.info(
         "in-domain vectors: %d words x %d in %.1f s -> %s",
         len(keyed.index_to_key),

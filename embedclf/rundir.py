@@ -20,9 +20,10 @@ derives alike from what its launcher put in the environment, in this order:
 3. Anything else (a plain run, Lightning's own DDP launcher, which passes the parent's run
    directory to the ranks it starts): a timestamp with microseconds, as before.
 
-The resolver is registered when this module is imported; ``train.py`` imports it before
-Hydra resolves ``hydra.run.dir``. Values are cached per config (``use_cache``), so one
-config always names one directory.
+The resolver is registered when this module is imported: ``train.py`` imports it before
+Hydra resolves ``hydra.run.dir``, and joblib's loky workers, which re-run ``train.py``'s
+module level (as ``__mp_main__``) before unpickling a job, have it too. Values are cached
+per config (``use_cache``), so one config always names one directory.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ from omegaconf import OmegaConf
 
 RESOLVER = "embedclf.run_id"
 TIME_FORMAT = "%Y-%m-%d_%H-%M-%S-%f"
-_INTERACTIVE_JOB_NAMES = ("bash", "interactive")  # the names Lightning treats as interactive
 _FIRST_SPECIAL_STEP = 0xFFFFFFF0  # batch, extern, interactive ... steps: not an srun step
 
 
@@ -60,8 +60,8 @@ def slurm_run_id(env: Mapping[str, str]) -> str | None:
     if not job:
         return None
     step = _srun_step(env)
-    if step is None and env.get("SLURM_JOB_NAME") in _INTERACTIVE_JOB_NAMES:
-        return None
+    if step is None:  # the batch script itself (or salloc): runs there are one process each,
+        return None  # and several may follow one another in the job: a timestamp each
     array_job, array_task = env.get("SLURM_ARRAY_JOB_ID"), env.get("SLURM_ARRAY_TASK_ID")
     name = f"{array_job}_{array_task}" if array_job and array_task else job
     if step:

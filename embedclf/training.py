@@ -9,15 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from omegaconf import DictConfig, OmegaConf
 
-from embedclf.errors import UserError
+from embedclf.datamodule import TextFolderDataModule
+from embedclf.errors import ConfigError, UserError
 from embedclf.fileio import atomic_write_json
 from embedclf.pipeline import (
     build_datamodule,
     build_model,
     build_trainer,
     check_config,
+    encoder_of,
     load_checkpoint,
     pretrained_embedding,
     score,
@@ -90,6 +93,26 @@ def _report_run(cfg: DictConfig, trainer: pl.Trainer, model, datamodule, metrics
         plot_curves(model.history, Path(cfg.paths.output_dir) / "curves.png")
 
 
+def check_checkpoints_fit(cfg: DictConfig, datamodule: TextFolderDataModule) -> None:
+    """Before fitting: the checkpoints ``resume`` and ``ckpt_path`` name must have been trained
+    on this run's encoder, and ``ckpt_path=best`` needs validation reviews to pick by."""
+    if cfg.ckpt_path == "best" and not datamodule.sizes()["val"]:
+        raise ConfigError(
+            f"ckpt_path=best needs validation reviews but data.val_samples="
+            f"{cfg.data.val_samples} leaves none; use ckpt_path=last or more validation reviews"
+        )
+    for setting in ("resume", "ckpt_path"):
+        path = cfg.get(setting)
+        if not path or path in ("last", "best"):
+            continue
+        theirs = encoder_of(load_checkpoint(path, setting), f"{setting}={path}")
+        if theirs != datamodule.encoder:
+            raise ConfigError(
+                f"{setting}={path} was trained with another vocabulary, tokeniser or padding "
+                "than this run's data settings; use the data settings it was trained with"
+            )
+
+
 def epochs_trained(trainer: pl.Trainer) -> int:
     """Epochs completed; read from the last checkpoint when the count stayed in a spawned
     process (``ddp_spawn``), whose trainer the main process does not get back."""
@@ -105,6 +128,8 @@ def epochs_trained(trainer: pl.Trainer) -> int:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, then score validation and test from the saved checkpoint, as the seed does."""
     check_config(cfg)
+    if cfg.get("torch_threads"):
+        torch.set_num_threads(int(cfg.torch_threads))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -112,6 +137,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     started = time.perf_counter()
     datamodule = build_datamodule(cfg)
     prepare_seconds = time.perf_counter() - started
+    check_checkpoints_fit(cfg, datamodule)
     embedding_init, coverage = None, None
     if cfg.get("vectors"):
         embedding_init, coverage = pretrained_embedding(cfg, datamodule)

@@ -534,3 +534,26 @@ def build_embedding_matrix(
         top_missing=missing[:top_missing],
     )
     return matrix, coverage
+
+
+# --------------------------------------------------------------------------- writing
+
+_UNWRITABLE = (" ", "\n", "\r")  # a word with these would not read back as one word
+
+
+def write_word2vec(path: Path, words: Sequence[str], matrix: np.ndarray) -> int:
+    """Write vectors in word2vec text format (``N D``, then ``word v1 ... vD``), atomically.
+
+    Values are written with 9 significant digits, which read back as the same float32.
+    Words that could not be read back as one word (holding a space or a line break) and the
+    empty padding word are left out; returns how many words were written.
+    """
+    from embedclf.fileio import atomic_write
+
+    keep = [i for i, word in enumerate(words) if word and not any(c in word for c in _UNWRITABLE)]
+    rows = np.asarray(matrix, dtype=np.float32)
+    with atomic_write(path, "w") as file:
+        file.write(f"{len(keep)} {rows.shape[1]}\n")
+        for i in keep:
+            file.write(words[i] + " " + " ".join(f"{x:.9g}" for x in rows[i].tolist()) + "\n")
+    return len(keep)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import embedclf.rundir  # noqa: F401  (registers ${embedclf.run_id:} for composed configs)
 from loopback import LoopbackServer
 
 REPO = Path(__file__).resolve().parents[1]

@@ -23,7 +23,7 @@ def options(group: str) -> list[str]:
 
 
 EXPERIMENTS = options("experiment")
-VECTORS = [name for name in options("vectors") if name != "glove_6b"]  # the base file
+GLOVE = [name for name in options("vectors") if name.startswith("glove_6b_")]
 
 
 def build_module(cfg, vocab_size: int = 100) -> EmbeddingClassifierModule:
@@ -117,16 +117,22 @@ def test_progress_bar_off_removes_the_callback(tmp_path):
     assert build_trainer(cfg).progress_bar_callback is None
 
 
-@pytest.mark.parametrize("vectors", VECTORS)
-def test_vectors_options_compose_consistently(vectors, tmp_path):
+@pytest.mark.parametrize("vectors", [n for n in options("vectors") if n != "glove_6b"])
+def test_every_vectors_option_composes_and_sizes_the_embedding(vectors, tmp_path):
+    cfg = compose_cfg("experiment=seed_glove", f"vectors={vectors}", output_dir=tmp_path)
+    check_config(cfg)
+    assert cfg.vectors.name and cfg.vectors.dim >= 1
+    assert build_module(cfg).net.embedding.weight.shape[1] == cfg.vectors.dim
+
+
+@pytest.mark.parametrize("vectors", GLOVE)
+def test_glove_options_name_their_files_consistently(vectors, tmp_path):
     cfg = compose_cfg("experiment=seed_glove", f"vectors={vectors}", output_dir=tmp_path)
     dim = int(vectors.split("_")[-1].removesuffix("d"))
     assert cfg.vectors.dim == dim and cfg.vectors.name == f"glove.6B.{dim}d"
     assert cfg.vectors.member == f"glove.6B.{dim}d.txt"
     assert f"glove.6B.{dim}d.zip" in cfg.vectors.files
     assert len(cfg.vectors.sha256) == 64
-    # the embedding takes the vectors' dimension
-    assert build_module(cfg).net.embedding.weight.shape[1] == dim
 
 
 def test_run_dirs_are_sub_second_and_outputs_derive_from_the_run_dir():

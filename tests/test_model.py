@@ -15,6 +15,11 @@ from embedclf.module import EmbeddingClassifierModule
 RMSPROP = {"_target_": "torch.optim.RMSprop", "_partial_": True, "lr": 0.01}
 
 
+def dense(net: torch.nn.Module, index: int = 0) -> torch.nn.Linear:
+    """The head's ``index``-th dense layer."""
+    return [m for m in net.head if isinstance(m, torch.nn.Linear)][index]
+
+
 def make_module(**kwargs) -> EmbeddingClassifierModule:
     args = dict(
         vocab_size=30, seq_len=5, num_classes=2, embedding_dim=4, hidden=[3], optimizer=RMSPROP
@@ -91,7 +96,7 @@ def test_three_classes_learn_through_cross_entropy(dirs, tmp_path):
     dm.setup("fit")
     pl.seed_everything(0, verbose=False)
     module = module_for(dm)
-    assert module.net.head[-1].out_features == 3
+    assert dense(module.net, -1).out_features == 3
     trainer(8).fit(module, datamodule=dm)
     assert module.history["train/acc"][-1] > 0.9
 
@@ -99,10 +104,10 @@ def test_three_classes_learn_through_cross_entropy(dirs, tmp_path):
 def test_frozen_embedding_is_unchanged_by_training(datamodule):
     init = np.random.default_rng(0).normal(size=(datamodule.vocab_size, 8)).astype(np.float32)
     module = module_for(datamodule, embedding_init=init, freeze_embedding=True, hidden=[4])
-    head_before = module.net.head[1].weight.detach().clone()
+    head_before = dense(module.net).weight.detach().clone()
     trainer(1).fit(module, datamodule=datamodule)
     np.testing.assert_array_equal(module.net.embedding.weight.detach().numpy(), init)
-    assert not torch.equal(module.net.head[1].weight, head_before)  # the head did learn
+    assert not torch.equal(dense(module.net).weight, head_before)  # the head did learn
 
 
 def test_trainable_embedding_changes_with_training(datamodule):
@@ -143,10 +148,10 @@ def test_keras_initialisation_ranges():
     net = EmbeddingClassifier(vocab_size=1000, embedding_dim=8, seq_len=20, hidden=[32])
     emb = net.embedding.weight
     assert emb.abs().max() <= 0.05 and emb.std() > 0.02
-    dense = net.head[1]
-    limit = (6 / (dense.in_features + dense.out_features)) ** 0.5  # Glorot uniform
-    assert dense.weight.abs().max() <= limit and dense.weight.abs().max() > 0.9 * limit
-    assert torch.count_nonzero(dense.bias) == 0
+    first = dense(net)
+    limit = (6 / (first.in_features + first.out_features)) ** 0.5  # Glorot uniform
+    assert first.weight.abs().max() <= limit and first.weight.abs().max() > 0.9 * limit
+    assert torch.count_nonzero(first.bias) == 0
 
 
 def test_binary_has_one_logit_multiclass_one_per_class():

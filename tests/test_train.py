@@ -120,6 +120,7 @@ def test_ddp_sim_two_cpu_processes(dirs, tiny_tree):
         dirs,
     )
     metrics = json.loads((run / "metrics.json").read_text())
+    # the ranks share the scoring: every review is scored, and counted, once
     assert metrics["test_samples"] == 80 and metrics["val_samples"] == 16
     assert metrics["epochs"] == 1  # counted in the spawned rank, read back from last.ckpt
     # each rank took half the training rows: 64 / 2 ranks / batch 8 = 4 optimiser steps
