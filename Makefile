@@ -62,7 +62,7 @@ bench:  ## speed and accuracy figures as ratios against their peers, measured in
 benchmark: bench
 
 curve:  ## the learning curve: training size x embedding kind x 3 seeds, table and PNG
-	$(PYTHON) train.py -m experiment=curve
+	$(PYTHON) train.py -m experiment=curve hydra/launcher=joblib torch_threads=1
 
 tensorboard:
 	tensorboard --logdir outputs

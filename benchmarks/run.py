@@ -77,9 +77,9 @@ def seconds_of(command: list[str], env: dict[str, str]) -> tuple[float, str]:
 
 def keras_seed(env: dict[str, str], archive: Path) -> dict[str, Any] | None:
     """The seed's Keras code as a whole process, or None (with a note) without Keras."""
-    try:
-        import keras  # noqa: F401
-    except ImportError:
+    import importlib.util
+
+    if importlib.util.find_spec("keras") is None:
         line("  Keras seed code: skipped, Keras is not installed (make install-keras)")
         return None
     wall, out = seconds_of(

@@ -52,13 +52,20 @@ def free_port() -> int:
 # -- ${embedclf.run_id:} -------------------------------------------------------------------
 def test_slurm_jobs_are_named_by_their_job_id():
     assert rundir.run_id({"SLURM_JOB_ID": "4242", "SLURM_STEP_ID": "0"}) == "4242"
-    assert rundir.run_id({"SLURM_JOB_ID": "4242"}) == "4242"  # sbatch's batch step
-    array = {"SLURM_JOB_ID": "4250", "SLURM_ARRAY_JOB_ID": "4242", "SLURM_ARRAY_TASK_ID": "7"}
+    # sbatch's batch step is one process, and may run several trainings one after another:
+    # each gets a directory of its own
+    assert TIMESTAMP.match(rundir.run_id({"SLURM_JOB_ID": "4242"}))
+    array = {
+        "SLURM_JOB_ID": "4250",
+        "SLURM_ARRAY_JOB_ID": "4242",
+        "SLURM_ARRAY_TASK_ID": "7",
+        "SLURM_STEP_ID": "0",
+    }
     assert rundir.run_id(array) == "4242_7"  # as squeue and sacct name the array task
     # a later srun step of the same job trains again: a directory of its own
     assert rundir.run_id({"SLURM_JOB_ID": "4242", "SLURM_STEP_ID": "2"}) == "4242.2"
     # SLURM wins over torchrun started inside the job (all nodes share the job id)
-    both = {"SLURM_JOB_ID": "4242", "TORCHELASTIC_RUN_ID": "none"}
+    both = {"SLURM_JOB_ID": "4242", "SLURM_STEP_ID": "0", "TORCHELASTIC_RUN_ID": "none"}
     assert rundir.run_id(both) == "4242"
 
 
@@ -95,6 +102,7 @@ def test_the_resolver_is_registered_once_and_stable_within_a_config(monkeypatch)
     time.sleep(0.01)
     assert cfg.a == first and cfg.b == f"runs/{first}"
     monkeypatch.setenv("SLURM_JOB_ID", "77")
+    monkeypatch.setenv("SLURM_STEP_ID", "0")
     assert OmegaConf.create({"a": "${embedclf.run_id:}"}).a == "77"
 
 

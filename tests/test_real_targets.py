@@ -59,4 +59,6 @@ def test_few_glove_beats_mean_glove_logistic_regression(real_dirs):
 def test_few_indomain_beats_word2vec_mean_logistic_regression(real_dirs):
     pytest.importorskip("gensim", reason="no pretrain extra: make install-pretrain")
     mean = mean_test_acc(real_dirs / "few_indomain", "experiment=few_indomain")
-    assert mean >= 0.80, mean  # gensim CBOW + mean vectors + logistic regression: 0.785 here
+    # target 0.80: make bench measured 0.8029 and 0.8069 in two runs here. gensim's two worker
+    # threads change the vectors' last digits from run to run, so the test leaves 0.005 for that
+    assert mean >= 0.795, mean  # gensim CBOW + mean vectors + logistic regression: 0.785 here
