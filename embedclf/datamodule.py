@@ -36,7 +36,7 @@ from embedclf.errors import ConfigError, DataError
 from embedclf.fileio import exclusive
 from embedclf.paths import cache_dir as resolve_cache_dir
 from embedclf.paths import cache_key, file_identity
-from embedclf.tokenizer import KERAS_FILTERS, rank_words, split_corpus
+from embedclf.tokenizer import KERAS_FILTERS
 
 log = logging.getLogger(__name__)
 
@@ -125,26 +125,17 @@ def source_identity(source: Path) -> object:
 
 def tokenize(texts: Mapping[str, Sequence[str]], filters: str, lower: bool) -> dict[str, Any]:
     """Fit the Keras vocabulary on ``texts["train"]``; every split's ids over it."""
-    from collections import Counter
-    from itertools import chain
+    from embedclf.tokenizer import KerasTokenizer, ids_of
 
-    from tqdm import tqdm
-
-    from embedclf.tokenizer import ids_of
-
-    counts: Counter[str] = Counter()
-    chunks = split_corpus(texts["train"], filters, lower)
-    for docs in tqdm(chunks, desc="counting words", unit="chunk", disable=None, leave=False):
-        counts.update(chain.from_iterable(docs))
-    ranked = rank_words(counts)
-    index = {word: i for i, word in enumerate(ranked, start=1)}
+    tokenizer = KerasTokenizer(filters=filters, lower=lower).fit_on_texts(texts["train"])
+    vocab = tokenizer.vocabulary()
     ids = {
-        split: ids_of(split_texts, index, filters, lower) for split, split_texts in texts.items()
+        split: ids_of(split_texts, tokenizer.word_index, filters, lower)
+        for split, split_texts in texts.items()
     }
-    vocab = ["", *ranked]
     return {
         "vocab": vocab,
-        "counts": np.asarray([0, *(counts[w] for w in ranked)], dtype=np.int64),
+        "counts": np.asarray([0, *(tokenizer.word_counts[w] for w in vocab[1:])], np.int64),
         "ids": ids,
     }
 
