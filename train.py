@@ -17,7 +17,14 @@ from embedclf.errors import hydra_task
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 @hydra_task
 def main(cfg: DictConfig) -> float | None:
-    from embedclf.training import train  # imported here: --help and config errors stay fast
+    from embedclf.startup import quick_imports
+    from embedclf.tokencache import start_building
+
+    # a first run reads and tokenises the reviews in a child process while this one loads
+    # torch and Lightning (imported here, not above: --help and config errors stay fast)
+    start_building(cfg.data)
+    with quick_imports():
+        from embedclf.training import train
 
     metrics = train(cfg)
     # the value a hyperparameter sweeper optimises (NaN: no validation split to judge by)

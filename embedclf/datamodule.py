@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
-import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -29,13 +28,10 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from embedclf import sources
-from embedclf.corpus import TokenizedCorpus, read_dataset
+from embedclf import sources, tokencache
+from embedclf.corpus import TokenizedCorpus
 from embedclf.encoder import TextEncoder
 from embedclf.errors import ConfigError, DataError
-from embedclf.fileio import exclusive
-from embedclf.paths import cache_dir as resolve_cache_dir
-from embedclf.paths import cache_key, file_identity
 from embedclf.tokenizer import KERAS_FILTERS
 
 log = logging.getLogger(__name__)
@@ -109,37 +105,6 @@ class ChunkSampler(Sampler[torch.Tensor]):
         yield from order.split(self.chunk)
 
 
-def source_identity(source: Path) -> object:
-    """Cheap identity of a dataset archive (path, size, mtime) or folder (its listing)."""
-    if source.is_file():
-        return file_identity(source)
-    listing = []
-    for split in ("train", "test"):
-        for entry in sorted((source / split).glob("*/*.txt")):
-            stat = entry.stat() if entry.exists() else None
-            listing.append(
-                (str(entry.relative_to(source)), stat and stat.st_size, stat and stat.st_mtime_ns)
-            )
-    return {"path": str(source.resolve()), "files": cache_key(listing, 32)}
-
-
-def tokenize(texts: Mapping[str, Sequence[str]], filters: str, lower: bool) -> dict[str, Any]:
-    """Fit the Keras vocabulary on ``texts["train"]``; every split's ids over it."""
-    from embedclf.tokenizer import KerasTokenizer, ids_of
-
-    tokenizer = KerasTokenizer(filters=filters, lower=lower).fit_on_texts(texts["train"])
-    vocab = tokenizer.vocabulary()
-    ids = {
-        split: ids_of(split_texts, tokenizer.word_index, filters, lower)
-        for split, split_texts in texts.items()
-    }
-    return {
-        "vocab": vocab,
-        "counts": np.asarray([0, *(tokenizer.word_counts[w] for w in vocab[1:])], np.int64),
-        "ids": ids,
-    }
-
-
 class TextFolderDataModule(pl.LightningDataModule):
     """Folder text classification data (aclImdb by default) as padded id sequences.
 
@@ -205,47 +170,23 @@ class TextFolderDataModule(pl.LightningDataModule):
 
     def _tokens_path(self, source: Path) -> Path:
         hp = self.hparams
-        settings = {
-            "source": source_identity(source),
-            "filters": hp.filters,
-            "lower": hp.lower,
-            "vocab": self.encoder.digest() if self._checkpoint_encoder else "fitted",
-            "format": 2,
-        }
-        return resolve_cache_dir(hp.cache_dir) / "tokens" / f"{cache_key(settings)}.npz"
+        return tokencache.cache_path(
+            source,
+            filters=hp.filters,
+            lower=hp.lower,
+            cache_dir=hp.cache_dir,
+            encoder=self.encoder if self._checkpoint_encoder else None,
+        )
 
     def prepare_data(self) -> None:
-        source = self.source()
-        path = self._tokens_path(source)
-        if path.exists():
-            return
-        with exclusive(path, f"the token ids of {source}"):
-            if not path.exists():  # another process may have built it while we waited
-                self._build_tokens(source, path)
-
-    def _build_tokens(self, source: Path, path: Path) -> None:
         hp = self.hparams
-        started = time.perf_counter()
-        log.info("reading %s", source)
-        texts, _ = read_dataset(source)
-        log.info("tokenising %s", ", ".join(f"{len(t)} {s}" for s, t in texts.texts.items()))
-        if not self._checkpoint_encoder:
-            fitted = tokenize(texts.texts, hp.filters, hp.lower)
-            vocab, counts, ids = fitted["vocab"], fitted["counts"], fitted["ids"]
-        else:  # a checkpoint's vocabulary: never refitted on other data
-            vocab, counts = self.encoder.vocab, np.zeros(len(self.encoder.vocab), np.int64)
-            ids = {split: self.encoder.word_ids(t) for split, t in texts.texts.items()}
-            if texts.classes != self.encoder.classes:
-                raise DataError(
-                    f"{source} has classes {texts.classes} but the checkpoint was trained "
-                    f"on {self.encoder.classes}"
-                )
-        TokenizedCorpus(texts.classes, vocab, counts, ids, texts.labels).save(path)
-        log.info(
-            "tokenised %s in %.1f s -> %s",
+        source = self.source()
+        tokencache.ensure(
             source,
-            time.perf_counter() - started,
-            path,
+            self._tokens_path(source),
+            filters=hp.filters,
+            lower=hp.lower,
+            encoder=self.encoder if self._checkpoint_encoder else None,
         )
 
     # -- setup (every process) --------------------------------------------------------

@@ -54,7 +54,7 @@ def pretrained_vectors(
     *, source: Path, filters: str, lower: bool, settings: Mapping[str, Any], cache_dir: Path
 ) -> Path:
     """The cached word2vec text file for ``source`` and ``settings``; trained if absent."""
-    from embedclf.datamodule import source_identity
+    from embedclf.tokencache import source_identity
 
     settings = dict(settings)
     identity = {

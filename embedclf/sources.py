@@ -46,8 +46,10 @@ def find_dataset(
     urls: Sequence[str],
     sha256: str | None,
     data_dir: str | None,
+    download: bool = True,
 ) -> Path:
-    """The dataset folder or archive to use, downloading the archive if nobody has it.
+    """The dataset folder or archive to use, downloading the archive if nobody has it
+    (``download=False``: DataError instead).
 
     A folder is laid out as ``train/<class>/*.txt`` and ``test/<class>/*.txt``; an archive
     holds such a folder. Nothing is extracted here (see :func:`extracted_root`), so a run
@@ -68,6 +70,8 @@ def find_dataset(
     found = find_local([archive], data_dir)
     if found is not None:
         return found
+    if not download:
+        raise DataError(f"{archive} is not in {', '.join(map(str, search_dirs(data_dir)))}")
     return fetch(urls, search_dirs(data_dir)[0] / Path(archive).name, sha256)
 
 

@@ -20,9 +20,8 @@ loops: the same words and ids, several times faster on 50,000 reviews.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import chain, repeat
-from operator import itemgetter
 
 import numpy as np
 
@@ -44,10 +43,10 @@ def split_corpus(
         yield [list(filter(None, text.translate(table).split(split))) for text in chunk]
 
 
-def rank_words(counts: Counter[str]) -> list[str]:
-    """Words by decreasing count; ties keep their order of first appearance (Counter keeps
-    insertion order and sorted() is stable, also with reverse=True)."""
-    return [word for word, _ in sorted(counts.items(), key=itemgetter(1), reverse=True)]
+def rank_order(counts: np.ndarray) -> np.ndarray:
+    """Indices of ``counts`` by decreasing count; ties keep their order (Keras ranks the words
+    it first met earlier first among words of equal count)."""
+    return np.argsort(-np.asarray(counts, dtype=np.int64), kind="stable")
 
 
 def ids_of(
@@ -67,6 +66,56 @@ def ids_of(
     length = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
     offsets = np.concatenate([[0], np.cumsum(length)])
     return Ragged(flat, offsets).keep(flat != 0)
+
+
+class _FirstSeen(dict):
+    """word -> its index in order of first appearance; a new word gets the next index."""
+
+    def __missing__(self, word: str) -> int:
+        self[word] = index = len(self)
+        return index
+
+
+def count_words(
+    texts: Sequence[str], filters: str = KERAS_FILTERS, lower: bool = True, split: str = " "
+) -> tuple[list[str], np.ndarray, Ragged]:
+    """One pass over ``texts``: the distinct words in order of first appearance, the count of
+    each, and every text as indices into that list. Counting and indexing happen together, so
+    fitting a vocabulary and encoding the texts it was fitted on split each text only once.
+    """
+    seen = _FirstSeen()
+    flats, lengths = [], []
+    for docs in split_corpus(texts, filters, lower, split):
+        words = list(chain.from_iterable(docs))
+        flats.append(np.fromiter(map(seen.__getitem__, words), np.int64, len(words)))
+        lengths.append(np.fromiter(map(len, docs), np.int64, len(docs)))
+    flat = np.concatenate(flats) if flats else np.zeros(0, np.int64)
+    length = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
+    counts = np.bincount(flat, minlength=len(seen))
+    return list(seen), counts, Ragged(flat, np.concatenate([[0], np.cumsum(length)]))
+
+
+def fit_corpus(
+    texts: Mapping[str, Sequence[str]], filters: str = KERAS_FILTERS, lower: bool = True
+) -> tuple[list[str], np.ndarray, dict[str, Ragged]]:
+    """Keras's ``fit_on_texts`` on ``texts["train"]`` and ``texts_to_sequences`` of every split.
+
+    Returns the whole ranked vocabulary (``""`` at id 0), each word's count (0 for padding),
+    and every split's ids; words of other splits that training never saw are dropped.
+    """
+    words, counts, positions = count_words(texts["train"], filters, lower)
+    order = rank_order(counts)
+    ids_by_position = np.empty(len(words), np.int32)
+    ids_by_position[order] = np.arange(1, len(words) + 1, dtype=np.int32)
+    vocab = ["", *(words[i] for i in order)]
+    index = {word: i for i, word in enumerate(vocab) if i}
+    ids = {
+        split: Ragged(ids_by_position[positions.flat], positions.offsets)
+        if split == "train"
+        else ids_of(split_texts, index, filters, lower)
+        for split, split_texts in texts.items()
+    }
+    return vocab, np.concatenate([[0], counts[order]]), ids
 
 
 class KerasTokenizer:
@@ -94,9 +143,12 @@ class KerasTokenizer:
         return list(filter(None, text.translate(self._table).split(self.split)))
 
     def fit_on_texts(self, texts: Sequence[str]) -> KerasTokenizer:
-        for docs in split_corpus(list(texts), self.filters, self.lower, self.split):
-            self.word_counts.update(chain.from_iterable(docs))
-        self.word_index = {w: i for i, w in enumerate(rank_words(self.word_counts), start=1)}
+        """Count the words of ``texts`` (added to earlier fits, as Keras does) and rank them."""
+        words, counts, _ = count_words(list(texts), self.filters, self.lower, self.split)
+        self.word_counts.update(dict(zip(words, counts.tolist(), strict=True)))
+        ranked = list(self.word_counts)
+        counted = np.fromiter(self.word_counts.values(), np.int64, len(ranked))
+        self.word_index = {ranked[i]: r for r, i in enumerate(rank_order(counted), start=1)}
         return self
 
     @property

@@ -1,9 +1,12 @@
 """Keras Tokenizer / pad_sequences parity on hand-written cases."""
 
+import random
+from collections import Counter
+
 import numpy as np
 import pytest
 
-from embedclf.tokenizer import KERAS_FILTERS, KerasTokenizer, pad_sequences
+from embedclf.tokenizer import KERAS_FILTERS, KerasTokenizer, fit_corpus, pad_sequences
 
 
 def test_words_lowercase_filters_and_empty_pieces():
@@ -31,6 +34,49 @@ def test_word_index_ranks_by_count_with_ties_in_first_appearance_order():
     # counts: c=3, b=2, a=1, d=1, e=1 -> ties a, d, e in order of first appearance
     assert tok.word_index == {"c": 1, "b": 2, "a": 3, "d": 4, "e": 5}
     assert tok.vocabulary() == ["", "c", "b", "a", "d", "e"]
+
+
+def keras_reference(train: list[str], others: dict[str, list[str]]):
+    """Keras's algorithm as written: count with a Counter, sort stably by count, look up."""
+    tok = KerasTokenizer()
+    counts = Counter(word for text in train for word in tok.words(text))
+    ranked = [w for w, _ in sorted(counts.items(), key=lambda item: item[1], reverse=True)]
+    index = {w: i for i, w in enumerate(ranked, start=1)}
+    ids = {
+        split: [[index[w] for w in tok.words(t) if w in index] for t in texts]
+        for split, texts in {"train": train, **others}.items()
+    }
+    return ["", *ranked], [0, *(counts[w] for w in ranked)], ids
+
+
+def test_fit_corpus_matches_keras_counting_ranking_and_lookup():
+    """One pass over the training texts gives Keras's vocabulary, counts and ids: many ties,
+    words only the test texts have, empty texts, and more texts than one chunk."""
+    rng = random.Random(0)
+    words = [f"w{i}" for i in range(300)]
+    texts = {
+        split: [
+            " ".join(
+                rng.choice(words[: 250 if split == "train" else 300]).upper() + ","
+                for _ in range(rng.randint(0, 12))
+            )
+            for _ in range(5000)
+        ]
+        for split in ("train", "test")
+    }
+    vocab, counts, ids = fit_corpus(texts)
+    want_vocab, want_counts, want_ids = keras_reference(texts["train"], {"test": texts["test"]})
+    assert vocab == want_vocab and counts.tolist() == want_counts
+    for split in ("train", "test"):
+        assert [seq.tolist() for seq in ids[split].sequences()] == want_ids[split]
+    assert len(ids["test"]) == len(texts["test"])
+
+
+def test_fitting_twice_counts_both_texts_as_keras_does():
+    tok = KerasTokenizer().fit_on_texts(["b a", "a"]).fit_on_texts(["c c b d"])
+    # b=2, a=2, c=2, d=1: ties in order of first appearance across both fits
+    assert tok.word_index == {"b": 1, "a": 2, "c": 3, "d": 4}
+    assert tok.word_counts == {"b": 2, "a": 2, "c": 2, "d": 1}
 
 
 def test_num_words_keeps_num_words_minus_one_and_drops_unknown_words():

@@ -1,0 +1,101 @@
+"""The token cache built in a child process while train.py loads torch (tokencache.py)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import REPO, SMALL, run_script
+from embedclf.corpus import TokenizedCorpus
+from embedclf.datamodule import TextFolderDataModule
+from embedclf.tokencache import start_building
+
+DATA = {"archive": "aclImdb_v1.tar.gz", "root": None, "lower": True}
+
+
+def start_in_fresh_process(data: dict, env_dirs: dict[str, Path]) -> dict:
+    """``start_building(data)`` where train.py calls it: a process that has not loaded torch."""
+    code = (
+        "import json, sys\n"
+        "from embedclf.tokencache import start_building\n"
+        "child = start_building(json.loads(sys.argv[1]))\n"
+        "if child is not None: child.join()\n"
+        "print(json.dumps({'started': child is not None, 'exitcode': child and child.exitcode,"
+        " 'torch': 'torch' in sys.modules}))\n"
+    )
+    data = {**data, "data_dir": str(env_dirs["data"]), "cache_dir": str(env_dirs["cache"])}
+    done = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(data)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def caches(env_dirs: dict[str, Path]) -> list[Path]:
+    return sorted((env_dirs["cache"] / "tokens").glob("*.npz"))
+
+
+def test_the_child_builds_the_cache_the_data_module_then_uses(dirs, tiny_archive):
+    shutil.copy(tiny_archive, dirs["data"])
+    report = start_in_fresh_process(DATA, dirs)
+    assert report == {"started": True, "exitcode": 0, "torch": False}
+    [built] = caches(dirs)
+    mtime = built.stat().st_mtime_ns
+
+    data = TextFolderDataModule(data_dir=str(dirs["data"]), cache_dir=str(dirs["cache"]))
+    data.prepare_data()  # finds the child's cache under its own key: nothing rebuilt
+    data.setup("fit")
+    assert caches(dirs) == [built] and built.stat().st_mtime_ns == mtime
+
+    fresh = dirs["cache"].parent / "fresh"
+    TextFolderDataModule(data_dir=str(dirs["data"]), cache_dir=str(fresh)).prepare_data()
+    [own] = sorted((fresh / "tokens").glob("*.npz"))
+    child, parent = TokenizedCorpus.load(built), TokenizedCorpus.load(own)
+    assert child.vocab == parent.vocab and np.array_equal(child.counts, parent.counts)
+    for split in ("train", "test"):
+        assert np.array_equal(child.ids[split].flat, parent.ids[split].flat)
+        assert np.array_equal(child.labels[split], parent.labels[split])
+
+    # the cache is there now: no second child
+    assert start_in_fresh_process(DATA, dirs)["started"] is False
+
+
+def test_no_child_without_the_dataset_on_disk_nor_after_torch_is_loaded(dirs, tiny_archive):
+    # nothing on disk: no child, and nothing downloaded (the run itself will fetch it)
+    assert start_in_fresh_process(DATA, dirs)["started"] is False
+    assert list(dirs["data"].iterdir()) == []
+    assert start_in_fresh_process({"archive": None}, dirs)["started"] is False  # odd settings
+
+    # torch loaded (as in this test process): forking now is unsafe, so no child
+    shutil.copy(tiny_archive, dirs["data"])
+    assert "torch" in sys.modules
+    config = {**DATA, "data_dir": str(dirs["data"]), "cache_dir": str(dirs["cache"])}
+    assert start_building(config) is None
+    assert caches(dirs) == []
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not gzip"])
+def test_a_child_that_fails_leaves_the_error_to_the_run(damage, dirs, tiny_archive):
+    raw = tiny_archive.read_bytes()
+    bad = raw[: len(raw) // 2] if damage == "truncated" else b"not an archive at all" * 100
+    (dirs["data"] / "aclImdb_v1.tar.gz").write_bytes(bad)
+    report = start_in_fresh_process(DATA, dirs)
+    assert report["started"] is True and report["exitcode"] == 1
+    assert caches(dirs) == []
+
+    result = run_script([*SMALL, f"hydra.run.dir={dirs['run']}/cli"], dirs)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "aclImdb_v1.tar.gz" in errors[0] and "corrupt" in errors[0]
+    assert "Traceback" not in result.stderr
+    assert caches(dirs) == []
