@@ -81,6 +81,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
 @hydra_task
 def main(cfg: DictConfig) -> float | None:
+    from embedclf.startup import quick_imports
+
+    with quick_imports():
+        import embedclf.pipeline  # noqa: F401  (torch and Lightning)
     return evaluate(cfg)["test_acc"]
 
 

@@ -21,11 +21,12 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from embedclf.errors import DataError, exit_on_user_error
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_BATCH_SIZE = 1024
 
@@ -44,6 +45,8 @@ class Predictor:
 
     def probabilities(self, texts: Sequence[str]) -> torch.Tensor:
         """``(len(texts), classes)`` class probabilities, float32 on the CPU."""
+        import torch
+
         ids = torch.from_numpy(self.encoder.encode(texts)).long()
         with torch.inference_mode():
             return self.module.probabilities(self.module(ids))
@@ -158,7 +161,11 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 @exit_on_user_error
 def run(argv: Sequence[str] | None = None) -> None:
+    from embedclf.startup import quick_imports
+
     args = parse_args(argv)
+    with quick_imports():
+        import embedclf.pipeline  # noqa: F401  (torch and Lightning, loaded before any text)
     predictor = Predictor(args.checkpoint)
     texts = folder_texts(args.dir) if args.dir is not None else line_texts(args.files)
     count = 0
