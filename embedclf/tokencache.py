@@ -148,5 +148,8 @@ def start_building(data: Mapping[str, Any]) -> BaseProcess | None:
     child = multiprocessing.get_context("fork").Process(
         target=_build_quietly, args=(source, path, filters, lower), daemon=True
     )
-    child.start()
+    try:
+        child.start()
+    except (AssertionError, OSError):  # e.g. a daemonic worker, which may not have children
+        return None
     return child
