@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -102,12 +104,22 @@ def build(
     log.info("tokenised %s in %.1f s -> %s", source, time.perf_counter() - started, path)
 
 
+def _stop(signum: int, frame: object) -> None:
+    raise SystemExit(1)
+
+
 def _build_quietly(source: Path, path: Path, filters: str, lower: bool) -> None:
-    """The child's whole life: build, and never let an error out (the run reports it)."""
+    """The child's whole life: build, and never let an error out (the run reports it).
+
+    A parent that exits early (a config error) terminates its daemonic child: SIGTERM then
+    unwinds the build like an error, so its staging file is removed, not left behind.
+    """
     code = 0
     try:
+        signal.signal(signal.SIGTERM, _stop)
         ensure(source, path, filters=filters, lower=lower)
-    except BaseException:
+    except BaseException as err:
+        log.debug("building the token cache in a child process failed: %r", err)
         code = 1
     finally:
         os._exit(code)  # no atexit handlers or buffers inherited from the parent
@@ -116,17 +128,17 @@ def _build_quietly(source: Path, path: Path, filters: str, lower: bool) -> None:
 def start_building(data: Mapping[str, Any]) -> BaseProcess | None:
     """Start building the token cache of the ``data`` config in a child process, or None.
 
-    Only where it is safe and useful: the dataset is already on disk (no download from a
-    child), its cache entry is missing, this process is single-threaded and has not loaded
-    torch (so forking it is safe), and the platform can fork. Anything odd in the settings
-    means no child: the run itself then checks them and says what is wrong.
+    Only where it is safe and useful: on Linux (where forking before torch is loaded is
+    safe), in a process that is single-threaded and has not loaded torch, in the first (or
+    only) rank of a machine, when the dataset is already on disk (no download from a child)
+    and its cache entry is missing. Anything odd in the settings means no child: the run
+    itself then checks them and says what is wrong.
     """
-    import sys
-
     if (
-        "fork" not in multiprocessing.get_all_start_methods()
+        sys.platform != "linux"
         or "torch" in sys.modules
         or threading.active_count() > 1
+        or os.environ.get("LOCAL_RANK", "0") != "0"
     ):
         return None
     try:
@@ -138,8 +150,8 @@ def start_building(data: Mapping[str, Any]) -> BaseProcess | None:
             data_dir=data.get("data_dir"),
             download=False,
         )
-        filters = str(data.get("filters", KERAS_FILTERS))
-        lower = bool(data.get("lower", True))
+        # as given, not converted: the key must be the one the data module computes
+        filters, lower = data.get("filters", KERAS_FILTERS), data.get("lower", True)
         path = cache_path(source, filters=filters, lower=lower, cache_dir=data.get("cache_dir"))
     except Exception:
         return None
@@ -152,4 +164,5 @@ def start_building(data: Mapping[str, Any]) -> BaseProcess | None:
         child.start()
     except (AssertionError, OSError):  # e.g. a daemonic worker, which may not have children
         return None
+    log.info("building the token ids of %s in process %d, beside this one", source, child.pid)
     return child

@@ -68,7 +68,7 @@ def ids_of(
     return Ragged(flat, offsets).keep(flat != 0)
 
 
-class _FirstSeen(dict):
+class _FirstSeen(dict[str, int]):
     """word -> its index in order of first appearance; a new word gets the next index."""
 
     def __missing__(self, word: str) -> int:
@@ -87,9 +87,9 @@ def count_words(
     flats, lengths = [], []
     for docs in split_corpus(texts, filters, lower, split):
         words = list(chain.from_iterable(docs))
-        flats.append(np.fromiter(map(seen.__getitem__, words), np.int64, len(words)))
+        flats.append(np.fromiter(map(seen.__getitem__, words), np.int32, len(words)))
         lengths.append(np.fromiter(map(len, docs), np.int64, len(docs)))
-    flat = np.concatenate(flats) if flats else np.zeros(0, np.int64)
+    flat = np.concatenate(flats) if flats else np.zeros(0, np.int32)
     length = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
     counts = np.bincount(flat, minlength=len(seen))
     return list(seen), counts, Ragged(flat, np.concatenate([[0], np.cumsum(length)]))

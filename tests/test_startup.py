@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import gc
+import weakref
 
 import pytest
 
 from embedclf.startup import quick_imports
+
+
+class Node:
+    """An object the collector tracks (plain dicts of atoms are not tracked)."""
+
+    def __init__(self) -> None:
+        self.other: Node | None = None
 
 
 @pytest.fixture(autouse=True)
@@ -22,11 +30,25 @@ def test_collector_paused_inside_then_what_was_made_is_frozen_and_collection_res
     gc.unfreeze()
     with quick_imports():
         assert not gc.isenabled()
-        made = [{"module-level": i} for i in range(1000)]
+        made = [Node() for _ in range(100)]
     assert gc.isenabled()
-    assert gc.get_freeze_count() >= len(made)
-    frozen = {id(m) for m in made}
+    assert all(gc.is_tracked(node) for node in made)
+    frozen = {id(node) for node in made}
     assert not any(id(o) in frozen for o in gc.get_objects())  # the collector skips them
+    assert gc.get_freeze_count() >= len(made)
+
+
+def test_earlier_garbage_is_collected_not_frozen():
+    """A sweep's second job: the first job's cycles must be freed, not kept for ever."""
+    gc.enable()
+    first, second = Node(), Node()
+    first.other, second.other = second, first  # a cycle: only the collector frees it
+    alive = weakref.ref(first)
+    del first, second
+    gc.disable()  # as if no collection had run since the previous job
+    with quick_imports():
+        pass
+    assert alive() is None
 
 
 def test_collection_resumes_after_an_error_and_stays_off_if_it_was_off():

@@ -14,7 +14,9 @@ import pytest
 from conftest import REPO, SMALL, run_script
 from embedclf.corpus import TokenizedCorpus
 from embedclf.datamodule import TextFolderDataModule
-from embedclf.tokencache import start_building
+from embedclf.paths import cache_key, file_identity
+from embedclf.tokencache import cache_path, start_building
+from embedclf.tokenizer import KERAS_FILTERS
 
 DATA = {"archive": "aclImdb_v1.tar.gz", "root": None, "lower": True}
 
@@ -64,10 +66,49 @@ def test_the_child_builds_the_cache_the_data_module_then_uses(dirs, tiny_archive
     assert child.vocab == parent.vocab and np.array_equal(child.counts, parent.counts)
     for split in ("train", "test"):
         assert np.array_equal(child.ids[split].flat, parent.ids[split].flat)
+        assert np.array_equal(child.ids[split].offsets, parent.ids[split].offsets)
         assert np.array_equal(child.labels[split], parent.labels[split])
 
     # the cache is there now: no second child
     assert start_in_fresh_process(DATA, dirs)["started"] is False
+
+
+def test_the_key_is_the_one_earlier_versions_wrote(dirs, tiny_archive):
+    """Caches made before the cache had a module of its own are found, not rebuilt."""
+    archive = shutil.copy(tiny_archive, dirs["data"])
+    settings = {
+        "source": file_identity(Path(archive)),
+        "filters": KERAS_FILTERS,
+        "lower": True,
+        "vocab": "fitted",
+        "format": 2,
+    }
+    path = cache_path(Path(archive), filters=KERAS_FILTERS, lower=True, cache_dir=None)
+    assert path == dirs["cache"] / "tokens" / f"{cache_key(settings)}.npz"
+
+
+def test_the_run_waits_for_the_child_and_reads_what_it_built(dirs, tiny_archive):
+    """train.py's order: start the child, load torch and Lightning, then prepare_data (which
+    waits on the child's lock, or finds its cache when the child was quicker)."""
+    shutil.copy(tiny_archive, dirs["data"])
+    code = (
+        "import logging, sys\n"
+        "logging.basicConfig(level='INFO', stream=sys.stdout, format='%(process)d %(message)s')\n"
+        "from embedclf.tokencache import start_building\n"
+        "child = start_building({'archive': 'aclImdb_v1.tar.gz'})\n"
+        "from embedclf.datamodule import TextFolderDataModule\n"
+        "data = TextFolderDataModule()\n"
+        "data.prepare_data(); data.setup('fit')\n"
+        "child.join()\n"
+        "import os; print('parent', os.getpid(), 'child', child.pid, child.exitcode)\n"
+    )
+    done = run_script(["-c", code], dirs, script="")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    *_, child, exitcode = lines[-1].split()
+    built = [line for line in lines if " tokenised " in line]
+    assert exitcode == "0" and len(built) == 1 and built[0].startswith(f"{child} ")
+    assert len(caches(dirs)) == 1
 
 
 def test_no_child_without_the_dataset_on_disk_nor_after_torch_is_loaded(dirs, tiny_archive):

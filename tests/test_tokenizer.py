@@ -70,6 +70,15 @@ def test_fit_corpus_matches_keras_counting_ranking_and_lookup():
     for split in ("train", "test"):
         assert [seq.tolist() for seq in ids[split].sequences()] == want_ids[split]
     assert len(ids["test"]) == len(texts["test"])
+    assert all(r.flat.dtype == np.int32 and r.offsets.dtype == np.int64 for r in ids.values())
+
+
+def test_fit_corpus_of_empty_texts_has_only_padding():
+    vocab, counts, ids = fit_corpus({"train": [], "test": ["a b"]})
+    assert vocab == [""] and counts.tolist() == [0]
+    assert len(ids["train"]) == 0 and [s.tolist() for s in ids["test"].sequences()] == [[]]
+    vocab, _, ids = fit_corpus({"train": ["", "!!"], "test": [""]})
+    assert vocab == [""] and ids["train"].offsets.tolist() == [0, 0, 0]
 
 
 def test_fitting_twice_counts_both_texts_as_keras_does():
