@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO, SMALL, run_script
+from conftest import REAL_ARCHIVE, REPO, SMALL, run_script
 from embedclf.corpus import TokenizedCorpus
 from embedclf.datamodule import TextFolderDataModule
 from embedclf.paths import cache_key, file_identity
@@ -140,3 +140,25 @@ def test_a_child_that_fails_leaves_the_error_to_the_run(damage, dirs, tiny_archi
     assert len(errors) == 1 and "aclImdb_v1.tar.gz" in errors[0] and "corrupt" in errors[0]
     assert "Traceback" not in result.stderr
     assert caches(dirs) == []
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not REAL_ARCHIVE.exists(), reason=f"{REAL_ARCHIVE} not present")
+def test_a_child_terminated_mid_build_leaves_nothing_behind(dirs):
+    """What a parent that stops early (a config error) does to its daemonic child: SIGTERM
+    unwinds the build as an error does (exit code 1, not -15), so the atomic write of a
+    cache in progress removes its staging file, and no cache is taken for a good one."""
+    (dirs["data"] / REAL_ARCHIVE.name).symlink_to(REAL_ARCHIVE)
+    code = (
+        "import sys, time\n"
+        "from embedclf.tokencache import start_building\n"
+        "child = start_building({'archive': 'aclImdb_v1.tar.gz'})\n"
+        "time.sleep(3)\n"  # mid-build: still reading the archive
+        "child.terminate(); child.join()\n"
+        "print(child.exitcode)\n"
+    )
+    done = run_script(["-c", code], dirs, script="")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-1] == "1"  # unwound by SIGTERM, not killed by it (-15)
+    left = [p.name for p in (dirs["cache"] / "tokens").iterdir() if not p.name.endswith(".lock")]
+    assert left == []
