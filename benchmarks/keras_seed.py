@@ -14,7 +14,9 @@ This is that code, changed only where Keras 3 or the benchmark requires it:
 Keras is optional (``make install-keras``): it is imported inside the functions, with
 ``KERAS_BACKEND=torch`` set first, so this module imports without it.
 
-    python benchmarks/keras_seed.py [--archive PATH] [--seed 0]
+    python benchmarks/keras_seed.py [--archive PATH] [--seed 0] [--experiment learned]
+    python benchmarks/keras_seed.py --experiment glove [--glove glove.6B.50d.zip]
+    python benchmarks/keras_seed.py --experiment scratch --embedding-dim 50
 """
 
 from __future__ import annotations
@@ -58,6 +60,38 @@ def _keras() -> tuple[ModuleType, Any, Any, str]:
     return keras, Tokenizer, pad_sequences, where
 
 
+def _tokenized(
+    Tokenizer: Any, pad_sequences: Any, train_texts, test_texts, max_words: int, maxlen: int
+) -> tuple[Any, np.ndarray, np.ndarray]:
+    """Listing 6.8's tokenising: the Tokenizer fitted on the training texts, both padded."""
+    tokenizer = Tokenizer(num_words=max_words)
+    tokenizer.fit_on_texts(train_texts)
+    data = pad_sequences(tokenizer.texts_to_sequences(train_texts), maxlen=maxlen)
+    x_test = pad_sequences(tokenizer.texts_to_sequences(test_texts), maxlen=maxlen)
+    return tokenizer, data, x_test
+
+
+def _fit_and_score(
+    model: Any, train: tuple, val: tuple, test: tuple, epochs: int, batch_size: int
+) -> dict[str, Any]:
+    """The book's compile/fit/evaluate, timed; the last epoch's validation figures."""
+    model.compile(optimizer="rmsprop", loss="binary_crossentropy", metrics=["acc"])
+    fit_started = time.perf_counter()
+    history = model.fit(
+        *train, epochs=epochs, batch_size=batch_size, validation_data=val, verbose=0
+    )
+    fitted = time.perf_counter()
+    test_loss, test_acc = model.evaluate(*test, batch_size=batch_size, verbose=0)
+    return {
+        "val_acc": float(history.history["val_acc"][-1]),
+        "val_loss": float(history.history["val_loss"][-1]),
+        "test_acc": float(test_acc),
+        "test_loss": float(test_loss),
+        "fit_seconds": fitted - fit_started,
+        "evaluate_seconds": time.perf_counter() - fitted,
+    }
+
+
 def run_learned(
     train_texts: list[str],
     train_labels: np.ndarray,
@@ -78,17 +112,14 @@ def run_learned(
     from keras import layers
 
     imported = time.perf_counter()
-    tokenizer = Tokenizer(num_words=max_words)
-    tokenizer.fit_on_texts(train_texts)
-    data = pad_sequences(tokenizer.texts_to_sequences(train_texts), maxlen=maxlen)
-    x_test = pad_sequences(tokenizer.texts_to_sequences(test_texts), maxlen=maxlen)
+    _, data, x_test = _tokenized(
+        Tokenizer, pad_sequences, train_texts, test_texts, max_words, maxlen
+    )
     tokenized = time.perf_counter()
 
     labels = np.asarray(train_labels, dtype="float32")
     order = np.random.default_rng(seed).permutation(len(data))
-    n_train = len(data) - validation_samples
-    x_train, y_train = data[order[:n_train]], labels[order[:n_train]]
-    x_val, y_val = data[order[n_train:]], labels[order[n_train:]]
+    train, val = order[: len(data) - validation_samples], order[len(data) - validation_samples :]
 
     keras.utils.set_random_seed(seed)
     model = keras.Sequential(
@@ -99,31 +130,19 @@ def run_learned(
             layers.Dense(1, activation="sigmoid"),
         ]
     )
-    model.compile(optimizer="rmsprop", loss="binary_crossentropy", metrics=["acc"])
-    fit_started = time.perf_counter()
-    history = model.fit(
-        x_train,
-        y_train,
-        epochs=epochs,
-        batch_size=batch_size,
-        validation_data=(x_val, y_val),
-        verbose=0,
+    scores = _fit_and_score(
+        model,
+        (data[train], labels[train]),
+        (data[val], labels[val]),
+        (x_test, np.asarray(test_labels, dtype="float32")),
+        epochs,
+        batch_size,
     )
-    fitted = time.perf_counter()
-    test_loss, test_acc = model.evaluate(
-        x_test, np.asarray(test_labels, dtype="float32"), batch_size=batch_size, verbose=0
-    )
-    finished = time.perf_counter()
     return {
-        "val_acc": float(history.history["val_acc"][-1]),
-        "val_loss": float(history.history["val_loss"][-1]),
-        "test_acc": float(test_acc),
-        "test_loss": float(test_loss),
+        **scores,
         "import_seconds": imported - started,
         "tokenize_seconds": tokenized - imported,
-        "fit_seconds": fitted - fit_started,
-        "evaluate_seconds": finished - fitted,
-        "run_seconds": finished - started,
+        "run_seconds": time.perf_counter() - started,
         "keras": keras.__version__,
         "tokenizer": where,
     }
@@ -178,17 +197,15 @@ def run_glove(
     from keras import layers
 
     imported = time.perf_counter()
-    tokenizer = Tokenizer(num_words=max_words)
-    tokenizer.fit_on_texts(train_texts)
-    data = pad_sequences(tokenizer.texts_to_sequences(train_texts), maxlen=maxlen)
-    x_test = pad_sequences(tokenizer.texts_to_sequences(test_texts), maxlen=maxlen)
+    tokenizer, data, x_test = _tokenized(
+        Tokenizer, pad_sequences, train_texts, test_texts, max_words, maxlen
+    )
     tokenized = time.perf_counter()
 
     labels = np.asarray(train_labels, dtype="float32")
     indices = np.random.default_rng(seed).permutation(len(data))
     train = indices[:training_samples]
     val = indices[training_samples : training_samples + validation_samples]
-    x_train, y_train, x_val, y_val = data[train], labels[train], data[val], labels[val]
 
     embedding_matrix = None
     if glove_path is not None:
@@ -219,37 +236,28 @@ def run_glove(
     if embedding_matrix is not None:
         model.layers[0].set_weights([embedding_matrix])
         model.layers[0].trainable = False
-    model.compile(optimizer="rmsprop", loss="binary_crossentropy", metrics=["acc"])
-    fit_started = time.perf_counter()
-    history = model.fit(
-        x_train,
-        y_train,
-        epochs=epochs,
-        batch_size=batch_size,
-        validation_data=(x_val, y_val),
-        verbose=0,
+    scores = _fit_and_score(
+        model,
+        (data[train], labels[train]),
+        (data[val], labels[val]),
+        (x_test, np.asarray(test_labels, dtype="float32")),
+        epochs,
+        batch_size,
     )
-    fitted = time.perf_counter()
-    test_loss, test_acc = model.evaluate(
-        x_test, np.asarray(test_labels, dtype="float32"), batch_size=batch_size, verbose=0
-    )
-    finished = time.perf_counter()
     return {
-        "val_acc": float(history.history["val_acc"][-1]),
-        "val_loss": float(history.history["val_loss"][-1]),
-        "test_acc": float(test_acc),
-        "test_loss": float(test_loss),
+        **scores,
         "embedding_dim": embedding_dim,
         "pretrained": embedding_matrix is not None,
         "import_seconds": imported - started,
         "tokenize_seconds": tokenized - imported,
         "vectors_seconds": vectors_loaded - tokenized,
-        "fit_seconds": fitted - fit_started,
-        "evaluate_seconds": finished - fitted,
-        "run_seconds": finished - started,
+        "run_seconds": time.perf_counter() - started,
         "keras": keras.__version__,
         "tokenizer": where,
     }
+
+
+LISTINGS = {"learned": "listing 6.5-6.7", "glove": "listings 6.8-6.15", "scratch": "listing 6.16"}
 
 
 def main() -> None:
@@ -257,19 +265,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--archive", type=Path, default=None, help="aclImdb_v1.tar.gz")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--experiment", choices=sorted(LISTINGS), default="learned")
+    parser.add_argument("--glove", type=Path, default=None, help="GloVe .txt or .zip (glove)")
+    parser.add_argument("--embedding-dim", type=int, default=None, help="scratch: default 100")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from peers_data import load_imdb
+    from peers_data import SHARED_DATA, load_imdb
 
     data = load_imdb(args.archive)
     loaded = time.perf_counter()
-    r = run_learned(
-        data.train_texts, data.train_labels, data.test_texts, data.test_labels, seed=args.seed
-    )
+    texts = (data.train_texts, data.train_labels, data.test_texts, data.test_labels)
+    if args.experiment == "learned":
+        r = run_learned(*texts, seed=args.seed)
+    else:
+        glove = args.glove or SHARED_DATA / "glove.6B.50d.zip"
+        chosen = glove if args.experiment == "glove" else None
+        r = run_glove(*texts, glove_path=chosen, embedding_dim=args.embedding_dim, seed=args.seed)
     whole = time.perf_counter() - started
     print(
-        f"Keras {r['keras']} (torch backend, Tokenizer from {r['tokenizer']}), listing 6.5-6.7, "
-        f"seed {args.seed}: val_acc {r['val_acc']:.4f}  test_acc {r['test_acc']:.4f}\n"
+        f"Keras {r['keras']} (torch backend, Tokenizer from {r['tokenizer']}), "
+        f"{LISTINGS[args.experiment]}, seed {args.seed}: val_acc {r['val_acc']:.4f}  "
+        f"test_acc {r['test_acc']:.4f}\n"
         f"  reading the archive {loaded - started:.1f} s  import {r['import_seconds']:.1f} s  "
         f"tokenisation {r['tokenize_seconds']:.1f} s  training (fit) {r['fit_seconds']:.1f} s  "
         f"test evaluation {r['evaluate_seconds']:.1f} s  whole run {whole:.1f} s"

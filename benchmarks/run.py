@@ -76,7 +76,7 @@ def seconds_of(command: list[str], env: dict[str, str]) -> tuple[float, str]:
     return time.perf_counter() - started, done.stdout
 
 
-def keras_seed(env: dict[str, str], archive: Path) -> dict[str, Any] | None:
+def keras_seed(env: dict[str, str], archive: Path, *options: str) -> dict[str, Any] | None:
     """The seed's Keras code as a whole process, or None (with a note) without Keras."""
     import importlib.util
 
@@ -84,7 +84,7 @@ def keras_seed(env: dict[str, str], archive: Path) -> dict[str, Any] | None:
         line("  Keras seed code: skipped, Keras is not installed (make install-keras)")
         return None
     wall, out = seconds_of(
-        [sys.executable, "benchmarks/keras_seed.py", "--archive", str(archive)], env
+        [sys.executable, "benchmarks/keras_seed.py", "--archive", str(archive), *options], env
     )
     fields = out.split()
     figures = {"wall": wall}
@@ -243,9 +243,14 @@ def bench_few(env: dict[str, str], tmp: Path, archive: Path) -> None:
 
 def bench_seed(env: dict[str, str], tmp: Path, archive: Path) -> None:
     line("== the book's GloVe experiment, seeds 0, 1, 2 (200 training reviews, maxlen 100)")
-    for experiment, choice in (
-        ("seed_glove", "vectors=glove_6b_50d"),
-        ("seed_scratch", "model.embedding_dim=50"),
+    glove = archive.parent / "glove.6B.50d.zip"
+    for experiment, choice, keras_options in (
+        ("seed_glove", "vectors=glove_6b_50d", ["--experiment", "glove", "--glove", str(glove)]),
+        (
+            "seed_scratch",
+            "model.embedding_dim=50",
+            ["--experiment", "scratch", "--embedding-dim", "50"],
+        ),
     ):
         out = tmp / experiment
         wall, runs = train(
@@ -253,13 +258,24 @@ def bench_seed(env: dict[str, str], tmp: Path, archive: Path) -> None:
             env,
             out,
         )
-        tests = [r["test_acc"] for r in runs]
+        ours = [r["test_acc"] for r in runs]
         line(
-            f"  embedclf {experiment} {choice}: test {' / '.join(f'{t:.3f}' for t in tests)} "
-            f"(mean {statistics.mean(tests):.3f}; {wall:.0f} s for 3 runs)"
+            f"  embedclf {experiment} {choice}: test {' / '.join(f'{t:.3f}' for t in ours)} "
+            f"(mean {statistics.mean(ours):.3f}; {wall:.0f} s for 3 runs)"
         )
-    line("  Keras seed code, same machine (../shared/README.md): GloVe 0.557 / 0.584 / 0.569,")
-    line("  scratch 0.529 / 0.523 / 0.516")
+        theirs = [keras_seed(env, archive, *keras_options, "--seed", str(s)) for s in range(3)]
+        if all(theirs):
+            tests = [k["test_acc"] for k in theirs]
+            line(
+                f"  Keras seed code, {keras_options[1]}: test "
+                f"{' / '.join(f'{t:.3f}' for t in tests)} (mean {statistics.mean(tests):.3f}; "
+                f"{sum(k['wall'] for k in theirs):.0f} s for 3 runs)"
+            )
+            ratio(
+                f"mean test accuracy, {experiment} / Keras",
+                statistics.mean(ours),
+                statistics.mean(tests),
+            )
 
 
 def bench_vectors(tmp: Path, data_dir: Path) -> None:
