@@ -72,16 +72,30 @@ def _tokenized(
 
 
 def _fit_and_score(
-    model: Any, train: tuple, val: tuple, test: tuple, epochs: int, batch_size: int
+    model: Any,
+    data: np.ndarray,
+    labels: np.ndarray,
+    train: np.ndarray,
+    val: np.ndarray,
+    x_test: np.ndarray,
+    test_labels: np.ndarray,
+    epochs: int,
+    batch_size: int,
 ) -> dict[str, Any]:
-    """The book's compile/fit/evaluate, timed; the last epoch's validation figures."""
+    """The book's compile/fit/evaluate on rows ``train`` and ``val`` of ``data``, timed."""
     model.compile(optimizer="rmsprop", loss="binary_crossentropy", metrics=["acc"])
     fit_started = time.perf_counter()
     history = model.fit(
-        *train, epochs=epochs, batch_size=batch_size, validation_data=val, verbose=0
+        data[train],
+        labels[train],
+        epochs=epochs,
+        batch_size=batch_size,
+        validation_data=(data[val], labels[val]),
+        verbose=0,
     )
     fitted = time.perf_counter()
-    test_loss, test_acc = model.evaluate(*test, batch_size=batch_size, verbose=0)
+    y_test = np.asarray(test_labels, dtype="float32")
+    test_loss, test_acc = model.evaluate(x_test, y_test, batch_size=batch_size, verbose=0)
     return {
         "val_acc": float(history.history["val_acc"][-1]),
         "val_loss": float(history.history["val_loss"][-1]),
@@ -131,12 +145,7 @@ def run_learned(
         ]
     )
     scores = _fit_and_score(
-        model,
-        (data[train], labels[train]),
-        (data[val], labels[val]),
-        (x_test, np.asarray(test_labels, dtype="float32")),
-        epochs,
-        batch_size,
+        model, data, labels, train, val, x_test, test_labels, epochs, batch_size
     )
     return {
         **scores,
@@ -237,12 +246,7 @@ def run_glove(
         model.layers[0].set_weights([embedding_matrix])
         model.layers[0].trainable = False
     scores = _fit_and_score(
-        model,
-        (data[train], labels[train]),
-        (data[val], labels[val]),
-        (x_test, np.asarray(test_labels, dtype="float32")),
-        epochs,
-        batch_size,
+        model, data, labels, train, val, x_test, test_labels, epochs, batch_size
     )
     return {
         **scores,
