@@ -94,6 +94,22 @@ SMALL = [
     "trainer.max_epochs=3",
     "model.optimizer.lr=0.01",
 ]
+
+
+def glove_overrides(tree: Path, vectors: Path, *more: str) -> list[str]:
+    """seed_glove on a generated tree: 40 training and 20 validation reviews, vectors read
+    from the file ``vectors``."""
+    return [
+        "experiment=seed_glove",
+        *SMALL,
+        f"data.root={tree}",
+        "data.train_samples=40",
+        "data.val_samples=20",
+        f"vectors.path={vectors}",
+        *more,
+    ]
+
+
 # what an in-process test run never needs: drawing, projector, progress bar, model summary
 QUIET = [
     "plot_curves=false",

@@ -13,7 +13,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import QUIET, SMALL, compose_cfg, run_script, train_in_process
+from conftest import (
+    QUIET,
+    SMALL,
+    compose_cfg,
+    glove_overrides,
+    run_script,
+    train_in_process,
+)
 from embedclf.checkpoint_io import SafeCheckpointIO
 from embedclf.errors import CheckpointError, ConfigError, TrainingError, UserError, VectorsError
 from embedclf.fileio import _host
@@ -163,12 +170,7 @@ def test_non_finite_vectors_stop_the_run_naming_file_and_word(dirs, tiny_tree, t
     with pytest.raises(VectorsError) as caught:
         train_in_process(
             run,
-            "experiment=seed_glove",
-            *SMALL,
-            f"data.root={tiny_tree}",
-            "data.train_samples=40",
-            "data.val_samples=20",
-            f"vectors.path={vectors}",
+            *glove_overrides(tiny_tree, vectors),
             "vectors.dim=3",
         )
     message = one_line(caught.value)
@@ -186,12 +188,7 @@ def test_a_loss_that_becomes_non_finite_stops_the_run(how, dirs, tiny_tree, tmp_
         words = ["the", "movie", "film", "plot", "and", "a", "it", "good", "bad"]
         vectors.write_text("".join(f"{w} 3e38 -3e38 3e38\n" for w in words))
         overrides = [
-            "experiment=seed_glove",
-            *SMALL,
-            f"data.root={tiny_tree}",
-            "data.train_samples=40",
-            "data.val_samples=20",
-            f"vectors.path={vectors}",
+            *glove_overrides(tiny_tree, vectors),
             "vectors.dim=3",
         ]
     with pytest.raises(TrainingError) as caught:
@@ -264,12 +261,7 @@ def test_random_bytes_named_zip_as_vectors_is_one_line(dirs, tiny_tree, tmp_path
     with pytest.raises(UserError) as caught:
         train_in_process(
             run,
-            "experiment=seed_glove",
-            *SMALL,
-            f"data.root={tiny_tree}",
-            "data.train_samples=40",
-            "data.val_samples=20",
-            f"vectors.path={vectors}",
+            *glove_overrides(tiny_tree, vectors),
         )
     assert one_line(caught.value).startswith(f"{vectors} is not a readable zip archive")
     assert not (run / "checkpoints").exists()

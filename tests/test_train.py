@@ -17,6 +17,7 @@ from conftest import (
     REAL_GLOVE_50D,
     SMALL,
     compose_cfg,
+    glove_overrides,
     run_script,
     train_in_process,
     write_tree,
@@ -148,12 +149,7 @@ def test_glove_run_reports_coverage_and_keeps_frozen_rows(dirs, tiny_tree, tmp_p
     run = dirs["run"] / "glove"
     metrics = train_in_process(
         run,
-        "experiment=seed_glove",
-        *SMALL,
-        f"data.root={tiny_tree}",
-        "data.train_samples=40",
-        "data.val_samples=20",
-        f"vectors.path={vectors}",
+        *glove_overrides(tiny_tree, vectors),
         "vectors.dim=3",
         quiet=False,
     )

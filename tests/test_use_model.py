@@ -20,6 +20,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
+import conftest
 from conftest import REPO, write_tree
 from embedclf import evaluate as evaluate_cmd
 from embedclf import export, neighbours, predict
@@ -29,17 +30,7 @@ from embedclf.pipeline import build_datamodule, encoder_of, load_checkpoint, mod
 from embedclf.training import train
 from embedclf.vectors import load_vectors
 
-SMALL = [
-    "data.num_words=60",
-    "data.maxlen=40",
-    "data.batch_size=8",
-    "trainer.max_epochs=3",
-    "model.optimizer.lr=0.01",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-    "projector_words=0",
-    "plot_curves=false",
-]
+SMALL = [*conftest.SMALL, *conftest.QUIET]
 # bigrams into 16 extra rows: the embedding holds rows that are not words
 NGRAMS = ["data.ngrams=2", "data.buckets=16"]
 UNSEEN = "zyzzyva"  # in no training text
