@@ -168,6 +168,11 @@ class TextFolderDataModule(pl.LightningDataModule):
             root=hp.root, archive=hp.archive, urls=hp.urls, sha256=hp.sha256, data_dir=hp.data_dir
         )
 
+    @property
+    def _checkpoint_vocab(self) -> TextEncoder | None:
+        """The checkpoint's encoder whose vocabulary the ids must use; None: fit one."""
+        return self.encoder if self._checkpoint_encoder else None
+
     def _tokens_path(self, source: Path) -> Path:
         hp = self.hparams
         return tokencache.cache_path(
@@ -175,7 +180,7 @@ class TextFolderDataModule(pl.LightningDataModule):
             filters=hp.filters,
             lower=hp.lower,
             cache_dir=hp.cache_dir,
-            encoder=self.encoder if self._checkpoint_encoder else None,
+            encoder=self._checkpoint_vocab,
         )
 
     def prepare_data(self) -> None:
@@ -186,7 +191,7 @@ class TextFolderDataModule(pl.LightningDataModule):
             self._tokens_path(source),
             filters=hp.filters,
             lower=hp.lower,
-            encoder=self.encoder if self._checkpoint_encoder else None,
+            encoder=self._checkpoint_vocab,
         )
 
     # -- setup (every process) --------------------------------------------------------
