@@ -10,21 +10,21 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from embedclf import rundir, sweeps  # noqa: F401  (register the run and job dir resolvers)
-from embedclf.errors import hydra_task
+from embedclf.runs import rundir, sweeps  # noqa: F401  (register the run and job dir resolvers)
+from embedclf.util.errors import hydra_task
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 @hydra_task
 def main(cfg: DictConfig) -> float | None:
-    from embedclf.startup import quick_imports
-    from embedclf.tokencache import start_building
+    from embedclf.data.tokenstore import start_building
+    from embedclf.util.startup import quick_imports
 
     # a first run reads and tokenises the reviews in a child process while this one loads
     # torch and Lightning (imported here, not above: --help and config errors stay fast)
     start_building(cfg.data)
     with quick_imports():
-        from embedclf.training import train
+        from embedclf.training.run import train
 
     metrics = train(cfg)
     # the value a hyperparameter sweeper optimises (NaN: no validation split to judge by)

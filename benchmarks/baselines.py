@@ -263,8 +263,8 @@ def glove_mean_logreg(
     vectors), and scikit-learn's C=1 over-regularises them (0.694 here against 0.717).
     """
     linear = _require("sklearn.linear_model", "scikit-learn")
-    from embedclf.tokenizer import KerasTokenizer
-    from embedclf.vectors import load_vectors
+    from embedclf.text.tokenizer import KerasTokenizer
+    from embedclf.vectors.cache import load_vectors
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="embedclf-vectors-") as tmp:

@@ -4,7 +4,7 @@ The peers (plain PyTorch loop, the seed's Keras code, fastText, scikit-learn bas
 see exactly the texts the project sees, but must not depend on the project's data pipeline,
 which is what they are compared with. So this reads the archive on its own, straight from
 the gzip tar stream (nothing is extracted): classes ``neg`` = 0, ``pos`` = 1; within a class
-the files in name order, as ``embedclf.datamodule.read_split`` orders them.
+the files in name order, as ``embedclf.data.datamodule.read_split`` orders them.
 
 Nothing is cached in the repository; a caller may pass a directory (a temporary one) where the
 parsed texts are pickled, so several peers in one benchmark pay for reading the archive once.

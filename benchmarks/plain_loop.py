@@ -109,7 +109,7 @@ def seed_learned_arrays(
     sys.path.insert(0, str(Path(__file__).resolve().parent))  # peers_data, beside this file
     from peers_data import load_imdb
 
-    from embedclf.tokenizer import KerasTokenizer, pad_sequences
+    from embedclf.text.tokenizer import KerasTokenizer, pad_sequences
 
     data = load_imdb(archive, cache_dir=cache_dir)
     tokenizer = KerasTokenizer(num_words=10000).fit_on_texts(data.train_texts)

@@ -115,24 +115,24 @@ def bench_speed(env: dict[str, str], tmp: Path, archive: Path) -> dict[str, Any]
     if built:
         where = "in a child process, beside the imports" if " in process " in cold_log else ""
         line(f"  cold: reading + tokenising the 50,000 reviews took {built.group(1)} s {where}")
-    imported, _ = seconds_of([sys.executable, "-c", "import embedclf.training"], env)
+    imported, _ = seconds_of([sys.executable, "-c", "import embedclf.training.run"], env)
     quick, _ = seconds_of(
         [
             sys.executable,
             "-c",
-            "from embedclf.startup import quick_imports\n"
-            "with quick_imports(): import embedclf.training",
+            "from embedclf.util.startup import quick_imports\n"
+            "with quick_imports(): import embedclf.training.run",
         ],
         env,
     )
     line(
-        f"  importing the stack (embedclf.training: torch, Lightning, Hydra): {quick:.2f} s as "
+        f"  importing the stack (embedclf.training.run: torch, Lightning, Hydra): {quick:.2f} s as "
         f"train.py does it (collector paused), {imported:.2f} s plain"
     )
 
     from plain_loop import run as plain_run
 
-    from embedclf.datamodule import TextFolderDataModule
+    from embedclf.data.datamodule import TextFolderDataModule
 
     os.environ.update(env)
     dm = TextFolderDataModule(num_words=10000, maxlen=20, val_samples=0.2, split_seed=0)
@@ -147,7 +147,7 @@ def bench_speed(env: dict[str, str], tmp: Path, archive: Path) -> dict[str, Any]
         "training, embedclf fit / plain loop",
         runs["warm"][1]["fit_seconds"],
         plain["fit_seconds"],
-        1.5,
+        1.2,
     )
     keras = keras_seed(env, archive)
     if keras:
@@ -248,7 +248,7 @@ def bench_seed(env: dict[str, str], tmp: Path, archive: Path) -> None:
         ("seed_glove", "vectors=glove_6b_50d", ["--experiment", "glove", "--glove", str(glove)]),
         (
             "seed_scratch",
-            "model.embedding_dim=50",
+            "model.net.embedding.dim=50",
             ["--experiment", "scratch", "--embedding-dim", "50"],
         ),
     ):
@@ -282,7 +282,7 @@ def bench_vectors(tmp: Path, data_dir: Path) -> None:
     line("== vectors: GloVe 6B 50-d, 400,000 words")
     code = (
         "import time, sys; from pathlib import Path; t = time.perf_counter();"
-        "from embedclf.vectors import load_vectors;"
+        "from embedclf.vectors.cache import load_vectors;"
         "v = load_vectors(Path(sys.argv[1]), member='glove.6B.50d.txt',"
         "                 cache_dir=Path(sys.argv[2]));"
         "print(f'{time.perf_counter() - t:.3f} {len(v.words)} {v.dim}')"

@@ -2,7 +2,7 @@
 
 The lightning-hydra-template's ``eval.py``: the configured dataset (aclImdb by default, or
 ``data.root=DIR``, any folder with the checkpoint's classes) is tokenised with the
-checkpoint's own encoder, never a vocabulary refitted on the new data, so the ids the model
+checkpoint's own featurizer, never a vocabulary refitted on the new data, so the ids the model
 sees mean what they meant in training. Only the test split is scored, so the data config's
 train/validation split settings are set aside: a small dataset cannot fail on them.
 
@@ -21,7 +21,9 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from embedclf.errors import ConfigError, hydra_task
+from embedclf.util.errors import ConfigError, hydra_task
+from embedclf.util.fileio import atomic_write_json
+from embedclf.util.startup import quick_imports
 
 log = logging.getLogger(__name__)
 
@@ -38,24 +40,19 @@ def evaluation_config(cfg: DictConfig) -> DictConfig:
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Test loss, accuracy and count of ``cfg.ckpt`` on ``cfg.data``'s test split."""
+    # lazy: torch and Lightning load here (under quick_imports in main), not for --help
     import pytorch_lightning as pl
 
-    from embedclf.fileio import atomic_write_json
-    from embedclf.pipeline import (
-        build_datamodule,
-        build_trainer,
-        encoder_of,
-        load_checkpoint,
-        module_from_checkpoint,
-        score,
-    )
+    from embedclf.models.checkpoint import featurizer_of, load_checkpoint, module_from_checkpoint
+    from embedclf.training.build import build_datamodule, build_trainer
+    from embedclf.training.scoring import score
 
     if OmegaConf.is_missing(cfg, "ckpt") or cfg.ckpt in (None, ""):
         raise ConfigError("ckpt is required: ckpt=outputs/.../checkpoints/last.ckpt")
     path = str(cfg.ckpt)
     checkpoint = load_checkpoint(path, "ckpt")  # before any data is read: fail fast
     where = f"ckpt={path}"
-    encoder = encoder_of(checkpoint, where)
+    featurizer = featurizer_of(checkpoint, where)
     module = module_from_checkpoint(checkpoint, where)
     del checkpoint
     pl.seed_everything(cfg.get("seed", 0), verbose=False)
@@ -63,7 +60,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     output_dir.mkdir(parents=True, exist_ok=True)
 
     cfg = evaluation_config(cfg)
-    datamodule = build_datamodule(cfg, encoder=encoder)
+    datamodule = build_datamodule(cfg, featurizer=featurizer)
     # no checkpoint callbacks: nothing is saved, and no training callback state is restored
     trainer = build_trainer(cfg, validation=False, enable_checkpointing=False)
     # the module already holds the checkpoint's weights: no second load (and no warning that
@@ -81,10 +78,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
 @hydra_task
 def main(cfg: DictConfig) -> float | None:
-    from embedclf.startup import quick_imports
-
-    with quick_imports():
-        import embedclf.pipeline  # noqa: F401  (torch and Lightning)
+    with quick_imports():  # torch and Lightning, with the collector paused
+        import embedclf.training.build  # noqa: F401
     return evaluate(cfg)["test_acc"]
 
 

@@ -3,7 +3,7 @@
 Writes word2vec text format: a header ``N D``, then ``word v1 ... vD`` for each vocabulary
 word in id order (the padding row and hashed n-gram rows are not words and are left out).
 Values are written with 9 significant digits, enough to give back every float32 exactly, so
-``embedclf.vectors.load_vectors`` (and ``vectors.path=OUT.vec`` in a
+``embedclf.vectors.cache.load_vectors`` (and ``vectors.path=OUT.vec`` in a
 training run) reads the very same vectors. The file is written atomically.
 """
 
@@ -14,9 +14,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from embedclf.errors import DataError, exit_on_user_error
-from embedclf.neighbours import word_rows
-from embedclf.vectors import write_word2vec
+from embedclf.models.checkpoint import word_rows
+from embedclf.util.errors import DataError, exit_on_user_error
+from embedclf.vectors.textformat import write_word2vec
 
 
 def export_vectors(checkpoint_path: str | Path, out: str | Path) -> tuple[int, int]:

@@ -15,24 +15,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from embedclf.encoder import TextEncoder
-from embedclf.errors import DataError, exit_on_user_error
-
-
-def word_rows(
-    checkpoint_path: str, setting: str = "checkpoint"
-) -> tuple[list[str], np.ndarray, TextEncoder]:
-    """The vocabulary without padding, its embedding rows (float32, row i = word i), and the
-    checkpoint's encoder."""
-    from embedclf.pipeline import encoder_of, load_checkpoint, module_from_checkpoint
-
-    checkpoint = load_checkpoint(checkpoint_path, setting)
-    where = f"{setting}={checkpoint_path}"
-    encoder = encoder_of(checkpoint, where)
-    module = module_from_checkpoint(checkpoint, where)
-    weight = module.net.embedding.weight.detach().cpu().numpy()
-    words = list(encoder.vocab)
-    return words[1:], np.ascontiguousarray(weight[1 : len(words)], dtype=np.float32), encoder
+from embedclf.models.checkpoint import word_rows
+from embedclf.util.errors import DataError, exit_on_user_error
 
 
 def nearest(

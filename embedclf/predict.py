@@ -23,7 +23,8 @@ from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from embedclf.errors import DataError, exit_on_user_error
+from embedclf.util.errors import DataError, exit_on_user_error
+from embedclf.util.startup import quick_imports
 
 if TYPE_CHECKING:
     import torch
@@ -32,22 +33,27 @@ DEFAULT_BATCH_SIZE = 1024
 
 
 class Predictor:
-    """A checkpoint's encoder and trained module, ready to classify raw texts."""
+    """A checkpoint's featurizer and trained module, ready to classify raw texts."""
 
     def __init__(self, checkpoint_path: str | Path, setting: str = "checkpoint") -> None:
-        from embedclf.pipeline import encoder_of, load_checkpoint, module_from_checkpoint
+        # lazy: torch loads with the first model, so --help and bad arguments answer at once
+        from embedclf.models.checkpoint import (
+            featurizer_of,
+            load_checkpoint,
+            module_from_checkpoint,
+        )
 
         checkpoint = load_checkpoint(checkpoint_path, setting)
         where = f"{setting}={checkpoint_path}"
-        self.encoder = encoder_of(checkpoint, where)
+        self.featurizer = featurizer_of(checkpoint, where)
         self.module = module_from_checkpoint(checkpoint, where)
-        self.classes = list(self.encoder.classes)
+        self.classes = list(self.featurizer.classes)
 
     def probabilities(self, texts: Sequence[str]) -> torch.Tensor:
         """``(len(texts), classes)`` class probabilities, float32 on the CPU."""
-        import torch
+        import torch  # loaded already by __init__
 
-        ids = torch.from_numpy(self.encoder.encode(texts)).long()
+        ids = torch.from_numpy(self.featurizer.encode(texts)).long()
         with torch.inference_mode():
             return self.module.probabilities(self.module(ids))
 
@@ -161,11 +167,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 @exit_on_user_error
 def run(argv: Sequence[str] | None = None) -> None:
-    from embedclf.startup import quick_imports
-
     args = parse_args(argv)
-    with quick_imports():
-        import embedclf.pipeline  # noqa: F401  (torch and Lightning, loaded before any text)
+    with quick_imports():  # torch and Lightning, with the collector paused, before any text
+        import embedclf.models.checkpoint  # noqa: F401
     predictor = Predictor(args.checkpoint)
     texts = folder_texts(args.dir) if args.dir is not None else line_texts(args.files)
     count = 0

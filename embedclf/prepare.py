@@ -14,8 +14,9 @@ import time
 import hydra
 from omegaconf import DictConfig
 
-from embedclf.errors import hydra_task
-from embedclf.pipeline import build_datamodule, check_config, pretrained_embedding
+from embedclf.training.build import build_datamodule, pretrained_embedding
+from embedclf.training.checks import check_config
+from embedclf.util.errors import hydra_task
 
 log = logging.getLogger(__name__)
 

@@ -1,144 +1,20 @@
-"""In-domain word vectors: word2vec (gensim) trained on a dataset's unlabelled and training
-reviews — never its test reviews — and cached in word2vec text format.
+"""In-domain word vectors: ``python -m embedclf.pretrain [overrides]``.
+
+word2vec (gensim) on the configured dataset's unlabelled and training reviews, never its test
+reviews, cached by dataset, tokeniser rules and every setting (``embedclf/vectors/indomain.py``);
+prints the vectors file. ``gensim`` is an optional extra: ``make install-pretrain``::
 
     python -m embedclf.pretrain                      # vectors=indomain on the configured data
     python -m embedclf.pretrain vectors.pretrain.epochs=10 data.root=DIR
-
-The vectors are keyed in the cache by the dataset, the tokeniser's word rules and every
-training setting, so a second call (or a training run with ``vectors=indomain``) reuses them.
-The words are the tokeniser's own (Keras rules), so every vocabulary word can be looked up.
-``gensim`` is an optional extra: ``make install-pretrain``.
 """
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
-from typing import Any
-
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from embedclf.errors import ConfigError, hydra_task
-from embedclf.fileio import exclusive
-from embedclf.vectors import write_word2vec
-
-log = logging.getLogger(__name__)
-
-PRETRAIN_FORMAT = 1
-INSTALL_HINT = "make install-pretrain (pip install 'embedclf[pretrain]')"
-
-
-class _Sentences:
-    """Re-iterable word lists of the texts (gensim passes over them once per epoch)."""
-
-    def __init__(self, texts: Sequence[str], filters: str, lower: bool) -> None:
-        self.texts, self.filters, self.lower = texts, filters, lower
-
-    def __iter__(self) -> Iterator[list[str]]:
-        from embedclf.tokenizer import split_corpus
-
-        for docs in split_corpus(self.texts, self.filters, self.lower):
-            yield from docs
-
-
-def vectors_path(cache_dir: Path, identity: Mapping[str, Any]) -> Path:
-    from embedclf.paths import cache_key
-
-    return cache_dir / "pretrained" / f"word2vec-{cache_key(identity)}.vec"
-
-
-def pretrained_vectors(
-    *, source: Path, filters: str, lower: bool, settings: Mapping[str, Any], cache_dir: Path
-) -> Path:
-    """The cached word2vec text file for ``source`` and ``settings``; trained if absent."""
-    from embedclf.tokencache import source_identity
-
-    settings = dict(settings)
-    identity = {
-        "format": PRETRAIN_FORMAT,
-        "source": source_identity(source),
-        "filters": filters,
-        "lower": lower,
-        # every setting, workers included: several workers give other vectors on every run
-        "settings": settings,
-    }
-    path = vectors_path(cache_dir, identity)
-    if path.exists():
-        log.info("in-domain vectors from the cache: %s", path)
-        return path
-    with exclusive(path, "in-domain word vectors"):
-        if not path.exists():
-            _train(source, filters, lower, settings, path)
-    return path
-
-
-def _train(source: Path, filters: str, lower: bool, settings: dict[str, Any], path: Path) -> None:
-    try:
-        from gensim.models import Word2Vec
-        from gensim.models.callbacks import CallbackAny2Vec
-    except ImportError:
-        raise ConfigError(f"in-domain vectors need gensim: {INSTALL_HINT}") from None
-    from tqdm import tqdm
-
-    from embedclf.corpus import read_dataset
-
-    # gensim logs a line per progress tick at INFO; the progress bar below says as much
-    logging.getLogger("gensim").setLevel(logging.WARNING)
-    started = time.perf_counter()
-    texts, unlabelled = read_dataset(source, unlabelled=True)
-    corpus = unlabelled + texts.texts["train"]  # never the test reviews
-    log.info(
-        "training word2vec on %d unlabelled + %d training reviews of %s",
-        len(unlabelled),
-        len(texts.texts["train"]),
-        source,
-    )
-    epochs = int(settings.get("epochs", 5))
-
-    class Progress(CallbackAny2Vec):
-        def __init__(self) -> None:
-            self.bar = tqdm(total=epochs, desc="word2vec", unit="epoch")
-
-        def on_epoch_end(self, model: Any) -> None:
-            self.bar.update()
-
-        def on_train_end(self, model: Any) -> None:
-            self.bar.close()
-
-    try:
-        model = Word2Vec(
-            sentences=_Sentences(corpus, filters, lower), callbacks=[Progress()], **settings
-        )
-    except TypeError as err:
-        raise ConfigError(f"vectors.pretrain: {err}; see gensim's Word2Vec settings") from None
-    keyed = model.wv
-    write_word2vec(path, keyed.index_to_key, keyed.vectors)
-    log.info(
-        "in-domain vectors: %d words x %d in %.1f s -> %s",
-        len(keyed.index_to_key),
-        keyed.vector_size,
-        time.perf_counter() - started,
-        path,
-    )
-
-
-def for_config(cfg: DictConfig, datamodule: Any) -> Path:
-    """The in-domain vectors file a config's ``vectors.pretrain`` settings ask for, on the
-    data module's dataset with its tokeniser's word rules."""
-    from embedclf.paths import cache_dir
-
-    settings = OmegaConf.to_container(cfg.vectors.pretrain, resolve=True)
-    assert isinstance(settings, dict)
-    return pretrained_vectors(
-        source=datamodule.source(),
-        filters=datamodule.hparams.filters,
-        lower=datamodule.hparams.lower,
-        settings=settings,
-        cache_dir=cache_dir(cfg.paths.cache_dir),
-    )
+from embedclf.training.build import for_config
+from embedclf.util.errors import ConfigError, hydra_task
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="pretrain")

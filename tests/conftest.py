@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-import embedclf.rundir  # noqa: F401  (registers ${embedclf.run_id:} for composed configs)
+import embedclf.runs.rundir  # noqa: F401  (registers ${embedclf.run_id:} for composed configs)
 from loopback import LoopbackServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -134,7 +134,7 @@ def train_in_process(run_dir: Path, *overrides: str, quiet: bool = True) -> dict
     """``python train.py OVERRIDES`` without the subprocess: compose, then ``train(cfg)``.
 
     The data and cache dirs come from the environment (the ``dirs`` fixture)."""
-    from embedclf.training import train
+    from embedclf.training.run import train
 
     cfg = compose_cfg(*(QUIET if quiet else []), *overrides, output_dir=run_dir)
     return train(cfg)
@@ -170,3 +170,29 @@ def server() -> Iterator[LoopbackServer]:
     httpd.shutdown()
     httpd.server_close()
     thread.join()
+
+
+def net_spec(
+    rows: int,
+    seq_len: int = 6,
+    classes: int = 2,
+    *,
+    dim: int = 4,
+    kind: str = "flatten",
+    hidden: tuple[int, ...] = (),
+    dropout: float = 0.0,
+    freeze: bool = False,
+    standardize: bool = False,
+    init: str = "keras",
+    **encoder: object,
+) -> dict:
+    """A plain ``net`` spec (embedclf/models/classifier.py) with a test's few settings."""
+    return {
+        "rows": rows,
+        "seq_len": seq_len,
+        "classes": classes,
+        "embedding": {"dim": dim, "freeze": freeze, "sparse": False},
+        "encoder": {"kind": kind, **encoder},
+        "head": {"hidden": list(hidden), "dropout": dropout, "standardize": standardize},
+        "init": init,
+    }

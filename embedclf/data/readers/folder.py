@@ -1,0 +1,138 @@
+"""Review texts of a folder dataset: an aclImdb-like archive read as a stream, or a folder.
+
+A dataset is laid out as ``train/<class>/*.txt`` and ``test/<class>/*.txt`` (aclImdb, or any
+folder of N classes); ``train/unsup/`` (aclImdb's unlabelled reviews) is not a class, since a
+class is a folder present under both ``train/`` and ``test/``. Texts are ordered by class name,
+then file name, whatever the order of the archive, so the vocabulary's ties (and so the ids)
+never depend on how the archive was packed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from embedclf.util.archive import iter_tar_files
+from embedclf.util.errors import DataError
+
+log = logging.getLogger(__name__)
+
+UNLABELLED = "unsup"
+
+
+@dataclass
+class LabelledTexts:
+    """Texts and integer labels per split; ``classes[label]`` is the label's folder name."""
+
+    classes: list[str]
+    texts: dict[str, list[str]]
+    labels: dict[str, np.ndarray]
+
+
+def _decode(raw: bytes, where: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise DataError(
+            f"{where} is not UTF-8 text ({err.reason}); fix or remove the file"
+        ) from None
+
+
+def _choose_classes(found: dict[str, set[str]], where: str) -> list[str]:
+    train, test = found.get("train", set()), found.get("test", set())
+    classes = sorted(train & test)
+    for split, names in (("train", train - test - {UNLABELLED}), ("test", test - train)):
+        for name in sorted(names):
+            log.warning(
+                "%s: class folder %s/%s has no counterpart and is left out", where, split, name
+            )
+    if len(classes) < 2:
+        raise DataError(
+            f"{where} needs at least two class folders present in both train/ and test/, "
+            f"found {classes or 'none'}"
+        )
+    return classes
+
+
+def _assemble(
+    files: dict[tuple[str, str], dict[str, str]], where: str, splits: tuple[str, ...]
+) -> LabelledTexts:
+    found: dict[str, set[str]] = defaultdict(set)
+    for split, name in files:
+        found[split].add(name)
+    classes = _choose_classes(found, where)
+    texts: dict[str, list[str]] = {}
+    labels: dict[str, np.ndarray] = {}
+    for split in splits:
+        split_texts: list[str] = []
+        split_labels: list[int] = []
+        for label, name in enumerate(classes):
+            by_name = files.get((split, name), {})
+            split_texts += [by_name[file] for file in sorted(by_name)]
+            split_labels += [label] * len(by_name)
+        if not split_texts:
+            raise DataError(f"{where} has no {split} texts (*.txt)")
+        texts[split] = split_texts
+        labels[split] = np.asarray(split_labels, dtype=np.int64)
+    return LabelledTexts(classes, texts, labels)
+
+
+def _archive_layout(name: str) -> tuple[str, str, str, str] | None:
+    """(prefix, split, class, file) of a member ``[prefix/]split/class/file.txt``."""
+    parts = name.split("/")
+    if len(parts) < 3 or not parts[-1].endswith(".txt") or parts[-3] not in ("train", "test"):
+        return None
+    return "/".join(parts[:-3]), parts[-3], parts[-2], parts[-1]
+
+
+def read_archive(archive: Path, *, unlabelled: bool = False) -> tuple[LabelledTexts, list[str]]:
+    """The labelled texts of a dataset archive, and its unlabelled ``train/unsup`` texts when
+    ``unlabelled`` (else none), read in one pass over the compressed stream."""
+    files: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
+    prefixes: set[str] = set()
+
+    def wanted(name: str) -> bool:
+        layout = _archive_layout(name)
+        return layout is not None and (unlabelled or layout[2] != UNLABELLED)
+
+    for name, raw in iter_tar_files(archive, wanted):
+        prefix, split, label, file = _archive_layout(name)  # type: ignore[misc]
+        prefixes.add(prefix)
+        files[split, label][file] = _decode(raw, f"{archive} member {name}")
+    if len(prefixes) > 1:
+        raise DataError(f"{archive} holds several datasets ({', '.join(sorted(prefixes))})")
+    unsup = files.pop(("train", UNLABELLED), {})
+    texts = _assemble(files, str(archive), ("train", "test"))
+    return texts, [unsup[file] for file in sorted(unsup)]
+
+
+def _folder_files(folder: Path) -> dict[str, str]:
+    out = {}
+    for path in sorted(folder.glob("*.txt")):
+        if not path.is_file():
+            what = "a broken link" if path.is_symlink() else "not a file"
+            raise DataError(f"{path} is {what}; data.root must hold text files only: remove it")
+        out[path.name] = _decode(path.read_bytes(), str(path))
+    return out
+
+
+def read_folder(root: Path, *, unlabelled: bool = False) -> tuple[LabelledTexts, list[str]]:
+    """The labelled texts of a dataset folder, and its ``train/unsup`` texts if asked."""
+    files: dict[tuple[str, str], dict[str, str]] = {}
+    for split in ("train", "test"):
+        for folder in sorted(p for p in (root / split).iterdir() if p.is_dir()):
+            if folder.name != UNLABELLED or split != "train":
+                files[split, folder.name] = _folder_files(folder)
+    unsup_dir = root / "train" / UNLABELLED
+    unsup = _folder_files(unsup_dir) if unlabelled and unsup_dir.is_dir() else {}
+    return _assemble(files, str(root), ("train", "test")), [unsup[f] for f in sorted(unsup)]
+
+
+def read_dataset(source: Path, *, unlabelled: bool = False) -> tuple[LabelledTexts, list[str]]:
+    if source.is_file():
+        return read_archive(source, unlabelled=unlabelled)
+    return read_folder(source, unlabelled=unlabelled)

@@ -1,0 +1,251 @@
+"""The token cache: every review's ids, built once per dataset and word rules, by one process.
+
+:class:`TokenizedCorpus` is what it holds: the whole training vocabulary ranked as Keras ranks
+it, with counts, and every review's ids over that vocabulary. A ``num_words`` limit is
+applied when the data is set up, so sweeping it never tokenises again.
+
+Building it (reading the archive, tokenising 50,000 reviews) is the slow part of a first run;
+so is importing torch and Lightning. Nothing here imports either, so ``train.py`` can start
+building the cache in a child process as soon as its config is composed
+(:func:`start_building`) while it loads them itself: on two cores the two overlap. Every
+builder holds the cache entry's file lock, so whichever process comes second (the run itself,
+a parallel sweep job, a DDP rank) waits for the first and reads what it wrote; a child that
+fails leaves nothing behind, and the run then builds the cache itself and reports the error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+import zipfile
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embedclf.data import sources
+from embedclf.data.readers.folder import read_dataset
+from embedclf.text.featurizer import TextFeaturizer
+from embedclf.text.ragged import Ragged
+from embedclf.text.tokenizer import KERAS_FILTERS, fit_corpus
+from embedclf.util.errors import DataError
+from embedclf.util.fileio import atomic_write, exclusive
+from embedclf.util.paths import cache_dir as resolve_cache_dir
+from embedclf.util.paths import cache_key, file_identity
+
+log = logging.getLogger(__name__)
+
+
+def source_identity(source: Path) -> object:
+    """Cheap identity of a dataset archive (path, size, mtime) or folder (its listing)."""
+    if source.is_file():
+        return file_identity(source)
+    listing = []
+    for split in ("train", "test"):
+        for entry in sorted((source / split).glob("*/*.txt")):
+            stat = entry.stat() if entry.exists() else None
+            listing.append(
+                (str(entry.relative_to(source)), stat and stat.st_size, stat and stat.st_mtime_ns)
+            )
+    return {"path": str(source.resolve()), "files": cache_key(listing, 32)}
+
+
+def cache_path(
+    source: Path,
+    *,
+    filters: str,
+    lower: bool,
+    cache_dir: str | None,
+    encoder: TextFeaturizer | None = None,
+) -> Path:
+    """Where the ids of ``source`` under these word rules live: a vocabulary fitted on its
+    training texts, or (``encoder``) a checkpoint's own vocabulary."""
+    settings = {
+        "source": source_identity(source),
+        "filters": filters,
+        "lower": lower,
+        "vocab": encoder.digest() if encoder is not None else "fitted",
+        "format": TOKENS_FORMAT,
+    }
+    return resolve_cache_dir(cache_dir) / "tokens" / f"{cache_key(settings)}.npz"
+
+
+def ensure(
+    source: Path, path: Path, *, filters: str, lower: bool, encoder: TextFeaturizer | None = None
+) -> None:
+    """Build the cache entry ``path`` unless it exists, one process at a time."""
+    if path.exists():
+        return
+    with exclusive(path, f"the token ids of {source}"):
+        if not path.exists():  # another process may have built it while we waited
+            build(source, path, filters=filters, lower=lower, encoder=encoder)
+
+
+def build(
+    source: Path, path: Path, *, filters: str, lower: bool, encoder: TextFeaturizer | None = None
+) -> None:
+    """Read every review of ``source``, tokenise it and write ``path`` atomically."""
+    started = time.perf_counter()
+    log.info("reading %s", source)
+    texts, _ = read_dataset(source)
+    log.info("tokenising %s", ", ".join(f"{len(t)} {s}" for s, t in texts.texts.items()))
+    if encoder is None:
+        vocab, counts, ids = fit_corpus(texts.texts, filters, lower)
+    else:  # a checkpoint's vocabulary: never refitted on other data
+        if texts.classes != encoder.classes:
+            raise DataError(
+                f"{source} has classes {texts.classes} but the checkpoint was trained "
+                f"on {encoder.classes}"
+            )
+        vocab, counts = encoder.vocab, np.zeros(len(encoder.vocab), np.int64)
+        ids = {split: encoder.word_ids(t) for split, t in texts.texts.items()}
+    TokenizedCorpus(texts.classes, vocab, counts, ids, texts.labels).save(path)
+    log.info("tokenised %s in %.1f s -> %s", source, time.perf_counter() - started, path)
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise SystemExit(1)
+
+
+def _build_quietly(source: Path, path: Path, filters: str, lower: bool) -> None:
+    """The child's whole life: build, and never let an error out (the run reports it).
+
+    A parent that exits early (a config error) terminates its daemonic child: SIGTERM then
+    unwinds the build like an error, so its staging file is removed, not left behind.
+    """
+    code = 0
+    try:
+        signal.signal(signal.SIGTERM, _stop)
+        ensure(source, path, filters=filters, lower=lower)
+    except BaseException as err:
+        log.debug("building the token cache in a child process failed: %r", err)
+        code = 1
+    finally:
+        os._exit(code)  # no atexit handlers or buffers inherited from the parent
+
+
+def start_building(data: Mapping[str, Any]) -> BaseProcess | None:
+    """Start building the token cache of the ``data`` config in a child process, or None.
+
+    Only where it is safe and useful: on Linux (where forking before torch is loaded is
+    safe), in a process that is single-threaded and has not loaded torch, in the first (or
+    only) rank of a machine, when the dataset is already on disk (no download from a child)
+    and its cache entry is missing. Anything odd in the settings means no child: the run
+    itself then checks them and says what is wrong.
+    """
+    if (
+        sys.platform != "linux"
+        or "torch" in sys.modules
+        or threading.active_count() > 1
+        or os.environ.get("LOCAL_RANK", "0") != "0"
+    ):
+        return None
+    try:
+        source = sources.find_dataset(
+            root=data.get("root"),
+            archive=data["archive"],
+            urls=[],
+            sha256=None,
+            data_dir=data.get("data_dir"),
+            download=False,
+        )
+        # as given, not converted: the key must be the one the data module computes
+        filters, lower = data.get("filters", KERAS_FILTERS), data.get("lower", True)
+        path = cache_path(source, filters=filters, lower=lower, cache_dir=data.get("cache_dir"))
+    except Exception:
+        return None
+    if path.exists():
+        return None
+    child = multiprocessing.get_context("fork").Process(
+        target=_build_quietly, args=(source, path, filters, lower), daemon=True
+    )
+    try:
+        child.start()
+    except (AssertionError, OSError):  # e.g. a daemonic worker, which may not have children
+        return None
+    log.info("building the token ids of %s in process %d, beside this one", source, child.pid)
+    return child
+
+
+TOKENS_FORMAT = 2  # bump when the layout of the token cache changes
+
+
+@dataclass
+class TokenizedCorpus:
+    """What the token cache holds: the training vocabulary, ranked, and ids of every review.
+
+    ``vocab[i]`` is the word of id ``i`` (``""`` at 0, padding), ranked by count over the
+    training texts with ties in order of first appearance (Keras's ranking); ``counts[i]`` is
+    its count. Test words absent from the training texts are dropped, as Keras drops them.
+    """
+
+    classes: list[str]
+    vocab: list[str]
+    counts: np.ndarray
+    ids: dict[str, Ragged]
+    labels: dict[str, np.ndarray]
+
+    def save(self, path: Path) -> None:
+        """Write atomically: a killed writer leaves a temporary sibling, never a short ``path``."""
+        meta = {"format": TOKENS_FORMAT, "classes": self.classes, "vocab": self.vocab}
+        arrays = {
+            "meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
+            "counts": self.counts,
+        }
+        for split, ragged in self.ids.items():
+            arrays[f"{split}_flat"] = ragged.flat
+            arrays[f"{split}_offsets"] = ragged.offsets
+            arrays[f"{split}_labels"] = self.labels[split]
+        with atomic_write(path) as file:
+            np.savez(file, **arrays)
+
+    @classmethod
+    def load(cls, path: Path) -> TokenizedCorpus:
+        """Read a token cache; :class:`DataError` if it is damaged in any way.
+
+        Every array is read in full, so zip's CRC-32 of each member is checked: a truncated
+        file, a zero-length file and flipped bytes are all caught here.
+        """
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                meta = json.loads(z["meta"].tobytes())
+                if meta.get("format") != TOKENS_FORMAT:
+                    raise ValueError(f"cache format {meta.get('format')}, not {TOKENS_FORMAT}")
+                splits = [k.removesuffix("_flat") for k in z.files if k.endswith("_flat")]
+                ids = {s: Ragged(z[f"{s}_flat"], z[f"{s}_offsets"]) for s in splits}
+                labels = {s: z[f"{s}_labels"] for s in splits}
+                counts = z["counts"]
+            corpus = cls(meta["classes"], meta["vocab"], counts, ids, labels)
+            corpus.check()
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zlib.error) as err:
+            raise DataError(f"token cache {path} is damaged ({err})") from None
+        except zipfile.BadZipFile as err:
+            raise DataError(f"token cache {path} is damaged ({err})") from None
+        return corpus
+
+    def check(self) -> None:
+        if len(self.counts) != len(self.vocab):
+            raise ValueError("counts and vocabulary differ in length")
+        for split, ragged in self.ids.items():
+            offsets = ragged.offsets
+            if (
+                len(offsets) != len(self.labels[split]) + 1
+                or offsets[0] != 0
+                or offsets[-1] != len(ragged.flat)
+                or np.any(np.diff(offsets) < 0)
+                or (
+                    len(ragged.flat)
+                    and not 0 < ragged.flat.min() <= ragged.flat.max() < len(self.vocab)
+                )
+            ):
+                raise ValueError(f"the {split} ids are inconsistent")

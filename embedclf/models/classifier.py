@@ -1,0 +1,111 @@
+"""The network: ``embedding -> encoder -> [standardise] -> head``, built from one plain spec.
+
+The spec (``net``, saved in every checkpoint's hyperparameters) is plain types only, so a
+checkpoint loads with ``torch.load(weights_only=True)`` and rebuilds the same network::
+
+    rows: 10000          # embedding rows: words (+ hashed n-gram buckets); set from the data
+    seq_len: 20          # the data's maxlen (flatten's input width); set from the data
+    classes: 2           # set from the data
+    embedding: {dim: 8, freeze: false, sparse: false}
+    encoder: {kind: flatten}          # + the kind's own settings (models/encoders/)
+    head: {hidden: [], dropout: 0.0, standardize: false}
+    init: keras          # keras | fasttext | torch
+
+Binary tasks get one logit (sigmoid + binary cross-entropy, as the seed's ``Dense(1,
+sigmoid)``); more classes get one logit each. ``init: keras`` draws weights the way Keras does
+by default (embedding uniform in +-0.05, Glorot-uniform dense weights, zero biases), which the
+seed's figures depend on; ``fasttext`` starts the embedding uniform in +-1/dim and the head at
+zero, as fastText does; ``torch`` keeps PyTorch's defaults. ``head.standardize`` keeps a
+per-dimension mean and standard deviation of the encoded vectors (set from the training rows
+by ``models/weighting.py``), so a linear head on few examples sees features on one scale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from embedclf.models.encoders import PAD_ID, encoder_class
+
+INITS = ("keras", "fasttext", "torch")
+
+
+class EmbeddingClassifier(nn.Module):
+    def __init__(self, spec: Mapping[str, Any]) -> None:
+        super().__init__()
+        emb, head, settings = spec["embedding"], spec["head"], dict(spec["encoder"])
+        rows, dim = int(spec["rows"]), int(emb["dim"])
+        if spec.get("init", "keras") not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {spec.get('init')!r}")
+        kind = encoder_class(settings)
+        settings.pop("kind")
+        sparse = bool(emb.get("sparse", False))
+        # construction order (embedding, encoder, head) fixes the draws from torch's generator
+        self.embedding: nn.Embedding | nn.EmbeddingBag = (
+            nn.EmbeddingBag(rows, dim, mode="sum", sparse=sparse, padding_idx=PAD_ID)
+            if kind.bag
+            else nn.Embedding(rows, dim, sparse=sparse)
+        )
+        self.encoder = kind(dim=dim, seq_len=int(spec["seq_len"]), rows=rows, **settings)
+        width = self.encoder.out_dim
+        self.standardize = bool(head.get("standardize", False))
+        self.register_buffer("feature_mean", torch.zeros(width))
+        self.register_buffer("feature_std", torch.ones(width))
+        outputs = 1 if spec["classes"] == 2 else int(spec["classes"])
+        hidden, dropout = list(head.get("hidden", [])), float(head.get("dropout", 0.0))
+        self.head = _head(width, hidden, dropout, outputs)
+        self._init(spec.get("init", "keras"), dim)
+        self.embedding.weight.requires_grad_(not emb.get("freeze", False))
+
+    def _init(self, init: str, dim: int) -> None:
+        if init == "torch":
+            return
+        bound = 0.05 if init == "keras" else 1 / dim
+        nn.init.uniform_(self.embedding.weight, -bound, bound)
+        for layer in self.head:
+            if isinstance(layer, nn.Linear):
+                if init == "keras":
+                    nn.init.xavier_uniform_(layer.weight)
+                else:
+                    nn.init.zeros_(layer.weight)
+                nn.init.zeros_(layer.bias)
+
+    @torch.no_grad()
+    def load_embedding(self, matrix: np.ndarray | torch.Tensor) -> None:
+        """Start the embedding from pretrained rows (GloVe, word2vec): same shape required."""
+        weights = torch.as_tensor(np.asarray(matrix), dtype=torch.float32)
+        if weights.shape != self.embedding.weight.shape:
+            raise ValueError(
+                f"the pretrained matrix has shape {tuple(weights.shape)}, the embedding "
+                f"{tuple(self.embedding.weight.shape)}"
+            )
+        self.embedding.weight.copy_(weights)
+
+    def encode(self, ids: torch.Tensor) -> torch.Tensor:
+        """One vector per row: what the head sees, before standardisation."""
+        return self.encoder(self.embedding, ids, ids != PAD_ID)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        vectors = self.encode(ids)
+        if self.standardize:
+            vectors = (vectors - self.feature_mean) / self.feature_std
+        logits = self.head(vectors)
+        return logits.squeeze(-1) if logits.shape[-1] == 1 else logits
+
+
+def _head(width: int, hidden: list[int], dropout: float, outputs: int) -> nn.Sequential:
+    """``[Dropout] ([Dense + ReLU [Dropout]])* Dense``: logits."""
+    layers: list[nn.Module] = []
+    if dropout:  # on the encoded vectors, and after each hidden layer
+        layers.append(nn.Dropout(dropout))
+    for size in hidden:
+        layers += [nn.Linear(width, size), nn.ReLU()]
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        width = size
+    layers.append(nn.Linear(width, outputs))
+    return nn.Sequential(*layers)

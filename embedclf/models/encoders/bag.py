@@ -1,0 +1,48 @@
+"""``bag`` and ``weighted_mean``: fastText's weighted bag of features in an ``nn.EmbeddingBag``.
+
+Each feature (a word or a hashed n-gram) weighs ``feature_weight[id]``, a buffer set from
+the training data (``models/weighting.py``: NBSVM's log-count ratios, or smooth inverse
+frequency) or left at 1. ``bag`` divides the weighted sum by the row's feature count (a mean
+when the weights are 1: fastText); ``weighted_mean`` divides it by the sum of the weights.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from embedclf.models.encoders.base import Encoder
+
+WEIGHTINGS = ("none", "nb", "sif")
+
+
+class Bag(Encoder):
+    kind = "bag"
+    bag = True
+    by_weight: ClassVar[bool] = False  # divide by the weights' sum instead of the count
+
+    def __init__(
+        self, *, dim: int, seq_len: int, rows: int, weighting: str = "none", sif_a: float = 1e-3
+    ) -> None:
+        super().__init__(dim=dim, seq_len=seq_len, rows=rows)
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
+        self.weighting, self.sif_a = weighting, sif_a
+        self.out_dim = dim
+        self.register_buffer("feature_weight", torch.ones(rows))
+
+    def forward(self, embedding: nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        real = mask.to(self.feature_weight.dtype)
+        weights = self.feature_weight[ids] * real
+        if self.by_weight:
+            weights = weights / weights.sum(1, keepdim=True).clamp(min=1e-8)
+        else:
+            weights = weights / real.sum(1, keepdim=True).clamp(min=1)
+        return embedding(ids, per_sample_weights=weights)
+
+
+class WeightedMean(Bag):
+    kind = "weighted_mean"
+    by_weight = True

@@ -1,0 +1,106 @@
+"""What turns raw text into a model's input, carried by every checkpoint.
+
+A :class:`TextFeaturizer` holds the vocabulary (the word of each id), the tokeniser's settings,
+the n-gram features and the padding, and the class names, all as plain types: a checkpoint
+holding its :meth:`~TextFeaturizer.state_dict` loads with ``torch.load(weights_only=True)`` and
+classifies raw text with no dataset, token cache or ``conf/`` beside it. Training, evaluation
+and prediction all encode text through this one class, so preprocessing can never drift
+between them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from embedclf.text.ngrams import hashed_ngrams
+from embedclf.text.ragged import Ragged
+from embedclf.text.tokenizer import SIDES, ids_of, pad_ragged
+from embedclf.util.errors import CheckpointError
+
+FEATURIZER_FORMAT = 1
+# bounds a checkpoint's encoder must keep: it is data, and sizes in it become allocations
+MAX_FEATURES = 1 << 20
+MAX_NGRAMS = 5
+
+
+@dataclass
+class TextFeaturizer:
+    """Raw text -> padded feature ids, exactly as in training.
+
+    ``vocab[i]`` is the word of id ``i`` (``""`` at 0, padding). With ``ngrams > 1`` each
+    review's ids are followed by hashed n-gram ids in ``[len(vocab), len(vocab) + buckets)``.
+    """
+
+    vocab: list[str]
+    classes: list[str]
+    filters: str
+    lower: bool
+    maxlen: int
+    padding: str = "pre"
+    truncating: str = "pre"
+    ngrams: int = 1
+    buckets: int = 0
+
+    @property
+    def input_size(self) -> int:
+        """Rows the embedding needs: every id an encoded text can hold."""
+        return len(self.vocab) + (self.buckets if self.ngrams > 1 else 0)
+
+    def word_ids(self, texts: Sequence[str]) -> Ragged:
+        index = {word: i for i, word in enumerate(self.vocab) if i}
+        return ids_of(list(texts), index, self.filters, self.lower)
+
+    def features(self, ids: Ragged) -> Ragged:
+        return hashed_ngrams(ids, self.ngrams, self.buckets, len(self.vocab))
+
+    def pad(self, features: Ragged) -> np.ndarray:
+        dtype = np.int32 if self.input_size < 2**31 else np.int64
+        return pad_ragged(features, self.maxlen, self.padding, self.truncating, dtype=dtype)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """``(len(texts), maxlen)`` ids, ready for the model."""
+        return self.pad(self.features(self.word_ids(texts)))
+
+    def digest(self) -> str:
+        """A short hash of everything that decides the ids (a cache key)."""
+        text = json.dumps(asdict(self), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"format": FEATURIZER_FORMAT, **asdict(self)}
+
+    @classmethod
+    def from_state_dict(cls, state: Mapping[str, Any], where: str = "checkpoint") -> TextFeaturizer:
+        if not isinstance(state, Mapping) or state.get("format") != FEATURIZER_FORMAT:
+            raise CheckpointError(f"{where} holds no text encoder this version of embedclf reads")
+        names = {f.name for f in fields(cls)}
+        try:
+            encoder = cls(**{k: v for k, v in state.items() if k in names})
+        except TypeError as err:
+            raise CheckpointError(f"{where} holds an incomplete text encoder ({err})") from None
+        if not (
+            isinstance(encoder.vocab, list)
+            and all(isinstance(w, str) for w in encoder.vocab)
+            and isinstance(encoder.classes, list)
+            and len(encoder.classes) >= 2
+            and all(isinstance(c, str) for c in encoder.classes)
+            and isinstance(encoder.filters, str)
+            and isinstance(encoder.lower, bool)
+            and all(
+                isinstance(v, int) and not isinstance(v, bool)
+                for v in (encoder.maxlen, encoder.ngrams, encoder.buckets)
+            )
+            and 1 <= encoder.maxlen <= MAX_FEATURES
+            and 1 <= encoder.ngrams <= MAX_NGRAMS
+            and 0 <= encoder.buckets <= MAX_FEATURES * 64
+            and encoder.padding in SIDES
+            and encoder.truncating in SIDES
+        ):
+            raise CheckpointError(f"{where} holds a malformed text encoder")
+        return encoder

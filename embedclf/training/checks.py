@@ -1,0 +1,138 @@
+"""Settings checked before any time is spent, each refused with one line naming the setting.
+
+:func:`check_config` needs only the composed config; :func:`check_against_data` runs once the
+data module is set up (before fitting), where the checkpoints a run names are compared with
+the data's featurizer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig
+
+from embedclf.data.datamodule import TextFolderDataModule
+from embedclf.models.checkpoint import featurizer_of, load_checkpoint
+from embedclf.models.classifier import INITS
+from embedclf.models.encoders import ENCODERS
+from embedclf.models.encoders.bag import WEIGHTINGS
+from embedclf.text.tokenizer import SIDES
+from embedclf.util.errors import ConfigError
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Refuse settings that cannot work, each with a one-line error naming the setting."""
+    data = cfg.data
+    _require(
+        _whole(cfg.seed) and 0 <= cfg.seed < 2**32,
+        f"seed={cfg.seed!r} must be a whole number from 0 to 2**32 - 1, e.g. seed=0",
+    )
+    threads = cfg.get("torch_threads")
+    _require(
+        threads is None or (_whole(threads) and threads >= 1),
+        f"torch_threads={threads!r} must be a whole number >= 1, or null for torch's default",
+    )
+    for key in ("maxlen", "batch_size", "eval_batch_size", "steps_per_call"):
+        value = data.get(key, 1)
+        _require(_whole(value) and value >= 1, f"data.{key}={value!r} must be a whole number >= 1")
+    num_words = data.num_words
+    _require(
+        num_words is None or (_whole(num_words) and num_words >= 2),
+        f"data.num_words={num_words!r} keeps no word (it keeps num_words - 1); use 2 or more, "
+        "or null for all",
+    )
+    for key in ("padding", "truncating"):
+        _require(data[key] in SIDES, f"data.{key}={data[key]!r} must be one of {', '.join(SIDES)}")
+    val = data.val_samples
+    _require(
+        (_whole(val) and val >= 0) or (isinstance(val, float) and 0 <= val < 1),
+        f"data.val_samples={val!r} must be a fraction in [0, 1) or a whole count of reviews",
+    )
+    train = data.train_samples
+    _require(
+        train is None or (_whole(train) and train >= 1),
+        f"data.train_samples={train!r} must be a whole number >= 1, or null for the rest",
+    )
+    _require(
+        _whole(data.get("ngrams", 1)) and data.get("ngrams", 1) >= 1,
+        f"data.ngrams={data.get('ngrams')!r} must be 1 (words only) or more",
+    )
+    if data.get("ngrams", 1) > 1:
+        buckets = data.get("buckets", 0)
+        _require(_whole(buckets) and buckets >= 1, f"data.buckets={buckets!r} must be >= 1")
+    check_net(cfg.model.net)
+    epochs = cfg.trainer.get("max_epochs")
+    _require(
+        epochs is None or (_whole(epochs) and epochs >= -1),
+        f"trainer.max_epochs={epochs!r} must be a whole number",
+    )
+    precision = str(cfg.trainer.get("precision", "32-true"))
+    _require(
+        not (precision.startswith("16") and data.get("steps_per_call", 1) > 1),
+        f"trainer.precision={precision} scales the loss for each update, which Lightning only "
+        "does for the last update of a step; set data.steps_per_call=1, or use bf16-mixed",
+    )
+    choice = cfg.get("ckpt_path", "last")
+    if val == 0:
+        _require_validation(choice, 0, "data.val_samples=0")
+    if choice not in ("last", "best"):
+        load_checkpoint(choice, "ckpt_path")
+    if cfg.get("resume"):
+        load_checkpoint(cfg.resume, "resume")
+
+
+def check_net(net: Any) -> None:
+    """The ``model.net`` spec: an encoder kind that exists, a whole embedding width, a known
+    initialisation and, for bags, a known feature weighting."""
+    dim = net.embedding.get("dim")
+    _require(
+        _whole(dim) and dim >= 1, f"model.net.embedding.dim={dim!r} must be a whole number >= 1"
+    )
+    kind = net.encoder.get("kind")
+    _require(
+        kind in ENCODERS, f"model.net.encoder.kind={kind!r} must be one of {', '.join(ENCODERS)}"
+    )
+    init = net.get("init", "keras")
+    _require(init in INITS, f"model.net.init={init!r} must be one of {', '.join(INITS)}")
+    if ENCODERS[kind].bag:
+        weighting = net.encoder.get("weighting", "none")
+        _require(
+            weighting in WEIGHTINGS,
+            f"model.net.encoder.weighting={weighting!r} must be one of {', '.join(WEIGHTINGS)}",
+        )
+
+
+def _require_validation(choice: str, validation_rows: int, why: str) -> None:
+    """``ckpt_path=best`` picks an epoch by its validation score: it needs validation rows."""
+    _require(
+        not (choice == "best" and validation_rows == 0),
+        f"ckpt_path=best needs a validation split to pick the best epoch, but {why} leaves "
+        "none; use ckpt_path=last or more validation reviews",
+    )
+
+
+def check_against_data(cfg: DictConfig, datamodule: TextFolderDataModule) -> None:
+    """Before fitting: the checkpoints ``resume`` and ``ckpt_path`` name must have been trained
+    on this run's featurizer, and ``ckpt_path=best`` needs validation reviews to pick by."""
+    _require_validation(
+        cfg.ckpt_path, datamodule.sizes()["val"], f"data.val_samples={cfg.data.val_samples}"
+    )
+    for setting in ("resume", "ckpt_path"):
+        path = cfg.get(setting)
+        if not path or path in ("last", "best"):
+            continue
+        theirs = featurizer_of(load_checkpoint(path, setting), f"{setting}={path}")
+        _require(
+            theirs == datamodule.featurizer,
+            f"{setting}={path} was trained with another vocabulary, tokeniser or padding "
+            "than this run's data settings; use the data settings it was trained with",
+        )

@@ -1,0 +1,73 @@
+"""What a run leaves for people to look at: the HPARAMS row (settings and final metrics),
+vector coverage, the embedding projector and ``curves.png``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from omegaconf import DictConfig, OmegaConf
+
+from embedclf.runs.plots import plot_curves
+from embedclf.vectors.coverage import Coverage
+
+HPARAM_METRICS = ("val_acc", "test_acc", "val_loss", "test_loss", "fit_seconds")
+
+
+def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
+    """The run's settings as TensorBoard's HPARAMS tab shows them: one column per leaf."""
+    chosen = {
+        "experiment": cfg.task_name,
+        "seed": cfg.seed,
+        "vectors": cfg.vectors.name if cfg.get("vectors") else "none",
+        "data": {k: v for k, v in cfg.data.items() if k not in ("urls", "sha256", "filters")},
+        "model": cfg.model,
+        "trainer": {k: v for k, v in cfg.trainer.items() if k != "_target_"},
+    }
+    container = OmegaConf.to_container(OmegaConf.create(chosen), resolve=True)
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not str(key).startswith("_") or key == "_target_":
+                    walk(f"{prefix}.{key}" if prefix else str(key), item)
+        elif value is None or isinstance(value, list):
+            flat[prefix] = str(value)
+        else:
+            flat[prefix] = value
+
+    walk("", container)
+    return flat
+
+
+def report_coverage(trainer: pl.Trainer, coverage: Coverage) -> None:
+    for logger in trainer.loggers:
+        logger.log_metrics(
+            {
+                "vectors/vocab_coverage": coverage.vocab_share,
+                "vectors/token_coverage": coverage.token_share,
+            },
+            step=0,
+        )
+        experiment = getattr(logger, "experiment", None)
+        if hasattr(experiment, "add_text"):
+            missing = ", ".join(f"{w} ({n})" for w, n in coverage.top_missing)
+            experiment.add_text("vectors/coverage", f"{coverage.summary()}\n\nmissing: {missing}")
+
+
+def report_run(cfg: DictConfig, trainer: pl.Trainer, model, datamodule, metrics) -> None:
+    """What a user looks at after a run: HPARAMS with final metrics, the projector, curves."""
+    finals = {f"hp/{k}": metrics[k] for k in HPARAM_METRICS if metrics.get(k) is not None}
+    for logger in trainer.loggers:
+        logger.log_hyperparams(flat_hparams(cfg), finals)
+        experiment = getattr(logger, "experiment", None)
+        words = int(cfg.get("projector_words", 0) or 0)
+        if words and hasattr(experiment, "add_embedding"):
+            vocab = datamodule.featurizer.vocab[1 : words + 1]
+            weights = model.net.embedding.weight.detach().cpu()[1 : len(vocab) + 1]
+            experiment.add_embedding(weights, metadata=vocab, tag="embedding")
+        logger.finalize("success")
+    if cfg.get("plot_curves", True) and model.history:
+        plot_curves(model.history, Path(cfg.paths.output_dir) / "curves.png")

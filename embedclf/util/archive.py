@@ -1,0 +1,127 @@
+"""Reading archives without extracting them: tar members as a stream, one zip member.
+
+Nothing is ever written from an archive: the review texts are read straight from the
+compressed tar stream (one pass, no 100,000 small files on disk), and a vectors file is read
+straight from its zip member. An archive with a member that could not be extracted safely
+(an absolute path, ``..``, a drive letter, a link, a device or a FIFO) is refused outright:
+such an archive is corrupt or hostile, and no part of it is trusted.
+"""
+
+from __future__ import annotations
+
+import re
+import tarfile
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from embedclf.util.errors import ArchiveError
+
+
+def _unsafe_name(name: str) -> str | None:
+    """Why the member name ``name`` could escape an extraction directory, or None."""
+    normalized = name.replace("\\", "/")
+    if normalized.startswith("/"):
+        return "has an absolute path"
+    if re.match(r"[A-Za-z]:", normalized):
+        return "has a drive letter"
+    if ".." in normalized.split("/"):
+        return "has '..'"
+    return None
+
+
+def check_member_name(name: str) -> None:
+    """Raise ArchiveError for absolute paths, drive letters, or any '..' component."""
+    reason = _unsafe_name(name)
+    if reason is not None:
+        raise ArchiveError(f"archive member '{name}' {reason}; refusing to read it")
+
+
+def _refuse_unsafe(archive: Path, member: tarfile.TarInfo) -> None:
+    if member.issym():
+        reason = "is a symlink"
+    elif member.islnk():
+        reason = "is a hardlink"
+    elif member.ischr() or member.isblk():
+        reason = "is a device"
+    elif member.isfifo():
+        reason = "is a FIFO"
+    else:
+        reason = _unsafe_name(member.name)
+    if reason is not None:
+        raise ArchiveError(
+            f"refusing to read {archive}: member '{member.name}' {reason}; "
+            "the archive is unsafe or corrupt, delete it and download it again"
+        )
+
+
+def iter_tar_files(archive: Path, wanted: Callable[[str], bool]) -> Iterator[tuple[str, bytes]]:
+    """``(name, content)`` of the regular members of a tar (plain or compressed) that
+    ``wanted(name)`` chooses, in archive order, in one pass over the stream.
+
+    Every member is checked, read or not; an unsafe one stops the reading with an
+    :class:`ArchiveError`, as does a truncated or corrupt archive.
+    """
+    from tqdm import tqdm
+
+    archive = Path(archive)
+    try:
+        size = archive.stat().st_size
+        with (
+            open(archive, "rb") as raw,
+            # a progress bar on terminals only (disable=None), by compressed bytes read
+            tqdm.wrapattr(
+                raw, "read", total=size, desc=f"reading {archive.name}", disable=None
+            ) as counted,
+            tarfile.open(fileobj=counted, mode="r|*") as tar,
+        ):
+            for member in tar:
+                _refuse_unsafe(archive, member)
+                if member.isfile() and wanted(member.name):
+                    stream = tar.extractfile(member)
+                    assert stream is not None  # a regular file always has a stream
+                    yield member.name, stream.read()
+    except (tarfile.TarError, EOFError, zlib.error) as err:
+        raise ArchiveError(
+            f"{archive} is corrupt or truncated ({err}); delete it and download it again"
+        ) from None
+    except OSError as err:
+        raise ArchiveError(f"cannot read {archive}: {err.strerror or err}") from None
+
+
+def is_zip_name(path: Path | str) -> bool:
+    return str(path).lower().endswith(".zip")
+
+
+def choose_zip_member(path: Path, member: str | None) -> str:
+    """The member of the zip ``path`` to read: ``member`` when the archive has it, else the
+    archive's only file (folders and macOS resource forks aside).
+
+    The one rule for every zip this project reads (GloVe's ``glove.6B.zip`` holds four sizes,
+    ``glove.6B.50d.zip`` one file, a user's zip any name).
+    """
+    if member is not None:
+        check_member_name(member)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [
+                name
+                for name in archive.namelist()
+                if not name.endswith("/") and not name.startswith("__MACOSX/")
+            ]
+    except (zipfile.BadZipFile, OSError) as err:
+        raise ArchiveError(
+            f"{path} is not a readable zip archive ({err}); delete it and download it again, "
+            "or point at the unzipped file"
+        ) from None
+    if member in names:
+        return member
+    if len(names) == 1:
+        return names[0]
+    shown = ", ".join(names[:20]) + (f", ... ({len(names) - 20} more)" if len(names) > 20 else "")
+    if member is None:
+        raise ArchiveError(
+            f"{path} holds {len(names)} files; choose one with vectors.member: {shown or 'none'}"
+        )
+    raise ArchiveError(f"{path} has no member '{member}'; it holds: {shown or 'nothing'}")

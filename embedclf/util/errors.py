@@ -1,0 +1,110 @@
+"""The one family of user-facing errors, and the wrapper every entry point shares.
+
+A :class:`UserError` is caused by input the user can fix (a setting, a file, a download). Its
+message is one line that names the setting or file and says what to do. Entry points print it
+as ``error: <message>`` and exit with status 1 instead of showing a traceback; anything else is
+a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from embedclf.util.fileio import atomic_write_text
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ERROR_FILE = "error.txt"  # a failed multirun job's one-line error, beside where metrics.json goes
+
+
+class UserError(RuntimeError):
+    """One-line, user-facing error: bad input, not a bug."""
+
+
+class ConfigError(UserError):
+    """A setting (a Hydra override or config value) that cannot work."""
+
+
+class DataError(UserError):
+    """The dataset: missing, malformed, or not what the settings ask for."""
+
+
+class DownloadError(UserError):
+    """A download that failed on every mirror."""
+
+
+class ArchiveError(UserError):
+    """An archive that is corrupt, truncated or unsafe."""
+
+
+class VectorsError(UserError):
+    """Word vectors that cannot be read or are unusable (non-finite values, wrong size)."""
+
+
+class CheckpointError(UserError):
+    """A checkpoint that is missing, truncated, remote, or not one of this project's."""
+
+
+class TrainingError(UserError):
+    """Training that cannot give a meaningful result (a loss that became NaN or infinite)."""
+
+
+def one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def exit_on_user_error(func: F) -> F:
+    """Run ``func``; a :class:`UserError` becomes ``error: <message>`` and exit status 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except UserError as err:
+            raise SystemExit(f"error: {one_line(err)}") from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def hydra_task(func: F) -> F:
+    """Wrap a Hydra task function: one-line user errors; in a multirun, record and go on.
+
+    In a multirun (``-m``) a failed job writes its one-line error to ``error.txt`` in its own
+    run directory and returns NaN (a failed trial, to a sweeper), so the jobs after it run;
+    the sweep callback (``embedclf.runs.sweeps``) lists the failures and makes the sweep's exit
+    status 1.
+    """
+
+    @functools.wraps(func)
+    def wrapper(cfg: Any) -> Any:
+        try:
+            return func(cfg)
+        except UserError as err:
+            message = one_line(err)
+            run_dir = _multirun_job_dir()
+            if run_dir is None:
+                raise SystemExit(f"error: {message}") from None
+
+            atomic_write_text(run_dir / ERROR_FILE, message + "\n")
+            print(f"error: {message} (job {run_dir.name}; the sweep goes on)", file=sys.stderr)
+            return float("nan")
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _multirun_job_dir() -> Path | None:
+    """This job's output directory when it runs inside a Hydra multirun, else None."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        config = HydraConfig.get()
+    except (ImportError, ValueError):
+        return None
+    if config.mode != RunMode.MULTIRUN:
+        return None
+    return Path(config.runtime.output_dir)

@@ -1,0 +1,238 @@
+"""The data module on generated aclImdb-like data: finding, reading, caching, splitting, batches."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import write_tree
+from embedclf.data.datamodule import Batch, Rows, TextFolderDataModule
+from embedclf.util.errors import DataError, UserError
+
+
+def make(**kwargs) -> TextFolderDataModule:
+    args = dict(num_words=50, maxlen=12, val_samples=0.25, batch_size=8, split_seed=0)
+    args.update(kwargs)
+    return TextFolderDataModule(**args)
+
+
+def ready(dm: TextFolderDataModule) -> TextFolderDataModule:
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
+def token_caches(dirs) -> list[Path]:
+    return sorted((dirs["cache"] / "tokens").glob("*.npz"))
+
+
+def test_archive_in_data_dir_is_read_as_a_stream_nothing_extracted(dirs, tiny_archive):
+    shutil.copy(tiny_archive, dirs["data"])
+    dm = ready(make())
+    assert sorted(p.name for p in dirs["data"].iterdir()) == ["aclImdb_v1.tar.gz"]
+    # the cache holds the token ids and their lock, no extracted text
+    assert not list(dirs["cache"].rglob("*.txt"))
+    assert len(token_caches(dirs)) == 1
+    assert dm.corpus.classes == ["neg", "pos"]  # unsup/ is not a class
+    assert dm.sizes() == {"train": 60, "val": 20, "test": 80}
+    assert dm.num_classes == 2 and dm.vocab_size <= 50
+
+
+def test_batches_are_cut_on_the_device_from_row_chunks(dirs, tiny_tree):
+    dm = ready(make(root=str(tiny_tree), maxlen=40, padding="pre", steps_per_call=3))
+    rows = next(iter(dm.train_dataloader()))
+    assert isinstance(rows, Rows) and rows.split == "train" and len(rows.index) == 24
+    batch = dm.transfer_batch_to_device(rows, torch.device("cpu"), 0)
+    assert isinstance(batch, Batch) and batch.step_size == 8
+    assert batch.ids.shape == (24, 40) and batch.labels.shape == (24,)
+    np.testing.assert_array_equal(batch.ids.numpy(), dm.padded["train"][rows.index.numpy()])
+    np.testing.assert_array_equal(batch.labels.numpy(), dm.labels["train"][rows.index.numpy()])
+    # reviews here are shorter than 40 words: pre-padding puts the zeros first
+    assert (batch.ids[:, 0] == 0).all() and (batch.ids[:, -1] != 0).all()
+    # an epoch visits every training row once; evaluation chunks are in order
+    seen = torch.cat([r.index for r in dm.train_dataloader()])
+    assert sorted(seen.tolist()) == list(range(60))
+    val = [r.index for r in dm.val_dataloader()]
+    assert torch.cat(val).tolist() == list(range(20))
+    assert dm.transfer_batch_to_device(next(iter(dm.val_dataloader())), "cpu", 0).step_size == 20
+
+
+def test_token_ids_follow_the_keras_vocabulary(dirs, tmp_path):
+    root = tmp_path / "d"
+    for split in ("train", "test"):
+        for label, text in (("neg", "b a c"), ("pos", "c d b. E, c")):
+            (root / split / label).mkdir(parents=True)
+            (root / split / label / "1.txt").write_text(text)
+    dm = ready(make(root=str(root), num_words=4, maxlen=5, val_samples=0))
+    assert dm.corpus.vocab[:4] == ["", "c", "b", "a"]
+    assert dm.corpus.counts[:4].tolist() == [0, 3, 2, 1]
+    assert dm.featurizer.vocab == ["", "c", "b", "a"]  # num_words=4 keeps 3 words
+    expected = {(0, 0, 2, 3, 1): 0, (0, 0, 1, 2, 1): 1}
+    got = {tuple(r): int(y) for r, y in zip(dm.padded["test"], dm.labels["test"], strict=True)}
+    assert got == expected
+    np.testing.assert_array_equal(dm.featurizer.encode(["b a c"]), [[0, 0, 2, 3, 1]])
+
+
+def test_second_run_loads_cached_ids_without_reading_texts(dirs, tiny_tree, tmp_path):
+    root = shutil.copytree(tiny_tree, tmp_path / "copy")
+    first = ready(make(root=str(root)))
+    assert len(token_caches(dirs)) == 1
+    # rewrite every text behind the cache's back (same size and mtime): a run that
+    # re-tokenised would see other words
+    for path in root.glob("*/*/*.txt"):
+        stat = path.stat()
+        path.write_text("x" * stat.st_size)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    second = ready(make(root=str(root)))
+    np.testing.assert_array_equal(first.padded["train"], second.padded["train"])
+    # num_words is applied at setup: sweeping it reuses the same cache entry
+    ready(make(root=str(root), num_words=20))
+    assert len(token_caches(dirs)) == 1
+    # the tokeniser's settings are part of the key
+    ready(make(root=str(root), lower=False))
+    assert len(token_caches(dirs)) == 2
+
+
+def test_cache_notices_a_changed_dataset(dirs, tmp_path):
+    root = write_tree(tmp_path / "d", per_class=5)
+    ready(make(root=str(root), val_samples=0))
+    (root / "train" / "pos" / "99_9.txt").write_text("a new review")
+    dm = ready(make(root=str(root), val_samples=0))
+    assert dm.sizes()["train"] == 11
+
+
+@pytest.mark.parametrize("damage", ["truncated", "zero-length", "flipped byte"])
+def test_damaged_token_cache_is_named_and_rebuilt(dirs, tiny_tree, caplog, damage):
+    good = ready(make(root=str(tiny_tree)))
+    [cache] = token_caches(dirs)
+    data = bytearray(cache.read_bytes())
+    if damage == "truncated":
+        data = data[: len(data) // 2]
+    elif damage == "zero-length":
+        data = bytearray()
+    else:
+        data[len(data) // 3] ^= 0xFF
+    cache.write_bytes(bytes(data))
+
+    with caplog.at_level(logging.WARNING):
+        again = ready(make(root=str(tiny_tree)))
+
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any(str(cache) in m and "damaged" in m and "rebuilding" in m for m in warnings)
+    np.testing.assert_array_equal(again.padded["train"], good.padded["train"])
+    assert token_caches(dirs) == [cache] and cache.stat().st_size > 0
+    # the rebuilt cache is read as it is by the next run
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        ready(make(root=str(tiny_tree)))
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_token_cache_has_normal_permissions(dirs, tiny_tree):
+    old = os.umask(0o022)
+    try:
+        ready(make(root=str(tiny_tree)))
+    finally:
+        os.umask(old)
+    [cache] = token_caches(dirs)
+    assert cache.stat().st_mode & 0o777 == 0o644
+
+
+def test_split_is_seeded_and_sizes_are_exact(dirs, tiny_tree):
+    a = ready(make(root=str(tiny_tree), train_samples=10, val_samples=30, split_seed=1))
+    b = ready(make(root=str(tiny_tree), train_samples=10, val_samples=30, split_seed=1))
+    c = ready(make(root=str(tiny_tree), train_samples=10, val_samples=30, split_seed=2))
+    assert a.sizes() == {"train": 10, "val": 30, "test": 80}
+    np.testing.assert_array_equal(a.padded["train"], b.padded["train"])
+    assert not np.array_equal(a.padded["train"], c.padded["train"])
+    # the validation reviews never overlap the training ones
+    train_rows = {tuple(r) for r in a.padded["train"].tolist()}
+    assert not train_rows & {tuple(r) for r in a.padded["val"].tolist()}
+
+
+def test_test_split_is_stored_shuffled_with_its_labels(dirs, tiny_tree):
+    dm = ready(make(root=str(tiny_tree)))
+    labels = dm.labels["test"]
+    assert sorted(np.bincount(labels)) == [40, 40]
+    assert set(labels[:8].tolist()) == {0, 1}  # a limited run's first batch holds both classes
+
+
+def test_too_many_samples_is_a_clear_error(dirs, tiny_tree):
+    dm = make(root=str(tiny_tree), train_samples=70, val_samples=20)
+    dm.prepare_data()
+    with pytest.raises(UserError, match=r"data.train_samples=70.*training set has 80"):
+        dm.setup("fit")
+
+
+def test_three_classes_from_folder_names(dirs, tmp_path):
+    root = write_tree(tmp_path / "d", per_class=6, classes=("a", "b", "c"))
+    dm = ready(make(root=str(root), val_samples=3))
+    assert dm.corpus.classes == ["a", "b", "c"] and dm.num_classes == 3
+    assert set(dm.labels["test"].tolist()) == {0, 1, 2}
+
+
+def test_a_class_in_train_only_is_logged(dirs, tmp_path, caplog):
+    root = write_tree(tmp_path / "d", per_class=4, classes=("neg", "pos"))
+    extra = root / "train" / "meh"
+    extra.mkdir()
+    (extra / "0.txt").write_text("so so")
+    with caplog.at_level(logging.WARNING):
+        dm = ready(make(root=str(root), val_samples=0))
+    assert dm.corpus.classes == ["neg", "pos"]
+    assert any("train/meh" in r.getMessage() for r in caplog.records)
+    assert not any("unsup" in r.getMessage() for r in caplog.records)  # unsup is expected
+
+
+def test_not_a_dataset_folder(dirs, tmp_path):
+    with pytest.raises(DataError, match=r"data.root=.* is not a dataset folder"):
+        make(root=str(tmp_path)).prepare_data()
+
+
+def test_non_utf8_review_names_the_file(dirs, tmp_path):
+    root = write_tree(tmp_path / "d", per_class=2)
+    bad = root / "train" / "neg" / "bad.txt"
+    bad.write_bytes(b"caf\xe9")
+    with pytest.raises(DataError, match=r"bad\.txt is not UTF-8"):
+        make(root=str(root)).prepare_data()
+
+
+@pytest.mark.parametrize("kind", ["folder", "dangling link"])
+def test_a_txt_that_is_not_a_file_names_it(dirs, tmp_path, kind):
+    root = write_tree(tmp_path / "d", per_class=2)
+    odd = root / "train" / "pos" / "x.txt"
+    if kind == "folder":
+        odd.mkdir()
+    else:
+        odd.symlink_to(tmp_path / "nowhere.txt")
+    with pytest.raises(DataError, match=r"pos/x\.txt is (not a file|a broken link)"):
+        make(root=str(root)).prepare_data()
+
+
+def test_extracted_tree_in_keras_cache_is_used(dirs, tiny_tree):
+    keras = Path(dirs["home"]) / ".keras" / "datasets"
+    keras.mkdir(parents=True)
+    shutil.copytree(tiny_tree, keras / "aclImdb")
+    dm = ready(make())
+    assert dm.sizes()["test"] == 80
+    assert not list(dirs["cache"].rglob("*.txt"))  # read in place, nothing copied
+
+
+def test_a_checkpoints_featurizer_decides_the_ids_and_another_is_refused(dirs, tiny_tree):
+    dm = ready(make(root=str(tiny_tree)))
+    fresh = make(root=str(tiny_tree), num_words=10)  # the checkpoint's vocabulary wins
+    fresh.use_featurizer(dm.featurizer)
+    ready(fresh)
+    assert fresh.featurizer == dm.featurizer
+    np.testing.assert_array_equal(fresh.padded["test"], dm.padded["test"])
+    # Lightning saves nothing under the data module's class name: the featurizer travels
+    # under the module's fixed checkpoint key instead
+    assert dm.state_dict() == {}
+    other = ready(make(root=str(tiny_tree), maxlen=7))
+    with pytest.raises(DataError, match="another vocabulary, padding"):
+        other.use_featurizer(dm.featurizer)

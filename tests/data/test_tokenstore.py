@@ -1,0 +1,163 @@
+"""The token cache built in a child process while train.py loads torch (tokencache.py)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import REAL_ARCHIVE, REPO, SMALL, run_script
+from embedclf.data.datamodule import TextFolderDataModule
+from embedclf.data.tokenstore import TokenizedCorpus, cache_path, start_building
+from embedclf.text.tokenizer import KERAS_FILTERS
+from embedclf.util.paths import cache_key, file_identity
+
+DATA = {"archive": "aclImdb_v1.tar.gz", "root": None, "lower": True}
+
+
+def start_in_fresh_process(data: dict, env_dirs: dict[str, Path]) -> dict:
+    """``start_building(data)`` where train.py calls it: a process that has not loaded torch."""
+    code = (
+        "import json, sys\n"
+        "from embedclf.data.tokenstore import start_building\n"
+        "child = start_building(json.loads(sys.argv[1]))\n"
+        "if child is not None: child.join()\n"
+        "print(json.dumps({'started': child is not None, 'exitcode': child and child.exitcode,"
+        " 'torch': 'torch' in sys.modules}))\n"
+    )
+    data = {**data, "data_dir": str(env_dirs["data"]), "cache_dir": str(env_dirs["cache"])}
+    done = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(data)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def caches(env_dirs: dict[str, Path]) -> list[Path]:
+    return sorted((env_dirs["cache"] / "tokens").glob("*.npz"))
+
+
+def test_the_child_builds_the_cache_the_data_module_then_uses(dirs, tiny_archive):
+    shutil.copy(tiny_archive, dirs["data"])
+    report = start_in_fresh_process(DATA, dirs)
+    assert report == {"started": True, "exitcode": 0, "torch": False}
+    [built] = caches(dirs)
+    mtime = built.stat().st_mtime_ns
+
+    data = TextFolderDataModule(data_dir=str(dirs["data"]), cache_dir=str(dirs["cache"]))
+    data.prepare_data()  # finds the child's cache under its own key: nothing rebuilt
+    data.setup("fit")
+    assert caches(dirs) == [built] and built.stat().st_mtime_ns == mtime
+
+    fresh = dirs["cache"].parent / "fresh"
+    TextFolderDataModule(data_dir=str(dirs["data"]), cache_dir=str(fresh)).prepare_data()
+    [own] = sorted((fresh / "tokens").glob("*.npz"))
+    child, parent = TokenizedCorpus.load(built), TokenizedCorpus.load(own)
+    assert child.vocab == parent.vocab and np.array_equal(child.counts, parent.counts)
+    for split in ("train", "test"):
+        assert np.array_equal(child.ids[split].flat, parent.ids[split].flat)
+        assert np.array_equal(child.ids[split].offsets, parent.ids[split].offsets)
+        assert np.array_equal(child.labels[split], parent.labels[split])
+
+    # the cache is there now: no second child
+    assert start_in_fresh_process(DATA, dirs)["started"] is False
+
+
+def test_the_key_is_the_one_earlier_versions_wrote(dirs, tiny_archive):
+    """Caches made before the cache had a module of its own are found, not rebuilt."""
+    archive = shutil.copy(tiny_archive, dirs["data"])
+    settings = {
+        "source": file_identity(Path(archive)),
+        "filters": KERAS_FILTERS,
+        "lower": True,
+        "vocab": "fitted",
+        "format": 2,
+    }
+    path = cache_path(Path(archive), filters=KERAS_FILTERS, lower=True, cache_dir=None)
+    assert path == dirs["cache"] / "tokens" / f"{cache_key(settings)}.npz"
+
+
+def test_the_run_waits_for_the_child_and_reads_what_it_built(dirs, tiny_archive):
+    """train.py's order: start the child, load torch and Lightning, then prepare_data (which
+    waits on the child's lock, or finds its cache when the child was quicker)."""
+    shutil.copy(tiny_archive, dirs["data"])
+    code = (
+        "import logging, sys\n"
+        "logging.basicConfig(level='INFO', stream=sys.stdout, format='%(process)d %(message)s')\n"
+        "from embedclf.data.tokenstore import start_building\n"
+        "child = start_building({'archive': 'aclImdb_v1.tar.gz'})\n"
+        "from embedclf.data.datamodule import TextFolderDataModule\n"
+        "data = TextFolderDataModule()\n"
+        "data.prepare_data(); data.setup('fit')\n"
+        "child.join()\n"
+        "import os; print('parent', os.getpid(), 'child', child.pid, child.exitcode)\n"
+    )
+    done = run_script(["-c", code], dirs, script="")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    *_, child, exitcode = lines[-1].split()
+    built = [line for line in lines if " tokenised " in line]
+    assert exitcode == "0" and len(built) == 1 and built[0].startswith(f"{child} ")
+    assert len(caches(dirs)) == 1
+
+
+def test_no_child_without_the_dataset_on_disk_nor_after_torch_is_loaded(dirs, tiny_archive):
+    # nothing on disk: no child, and nothing downloaded (the run itself will fetch it)
+    assert start_in_fresh_process(DATA, dirs)["started"] is False
+    assert list(dirs["data"].iterdir()) == []
+    assert start_in_fresh_process({"archive": None}, dirs)["started"] is False  # odd settings
+
+    # torch loaded (as in this test process): forking now is unsafe, so no child
+    shutil.copy(tiny_archive, dirs["data"])
+    assert "torch" in sys.modules
+    config = {**DATA, "data_dir": str(dirs["data"]), "cache_dir": str(dirs["cache"])}
+    assert start_building(config) is None
+    assert caches(dirs) == []
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not gzip"])
+def test_a_child_that_fails_leaves_the_error_to_the_run(damage, dirs, tiny_archive):
+    raw = tiny_archive.read_bytes()
+    bad = raw[: len(raw) // 2] if damage == "truncated" else b"not an archive at all" * 100
+    (dirs["data"] / "aclImdb_v1.tar.gz").write_bytes(bad)
+    report = start_in_fresh_process(DATA, dirs)
+    assert report["started"] is True and report["exitcode"] == 1
+    assert caches(dirs) == []
+
+    result = run_script([*SMALL, f"hydra.run.dir={dirs['run']}/cli"], dirs)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "aclImdb_v1.tar.gz" in errors[0] and "corrupt" in errors[0]
+    assert "Traceback" not in result.stderr
+    assert caches(dirs) == []
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not REAL_ARCHIVE.exists(), reason=f"{REAL_ARCHIVE} not present")
+def test_a_child_terminated_mid_build_leaves_nothing_behind(dirs):
+    """What a parent that stops early (a config error) does to its daemonic child: SIGTERM
+    unwinds the build as an error does (exit code 1, not -15), so the atomic write of a
+    cache in progress removes its staging file, and no cache is taken for a good one."""
+    (dirs["data"] / REAL_ARCHIVE.name).symlink_to(REAL_ARCHIVE)
+    code = (
+        "import sys, time\n"
+        "from embedclf.data.tokenstore import start_building\n"
+        "child = start_building({'archive': 'aclImdb_v1.tar.gz'})\n"
+        "time.sleep(3)\n"  # mid-build: still reading the archive
+        "child.terminate(); child.join()\n"
+        "print(child.exitcode)\n"
+    )
+    done = run_script(["-c", code], dirs, script="")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-1] == "1"  # unwound by SIGTERM, not killed by it (-15)
+    left = [p.name for p in (dirs["cache"] / "tokens").iterdir() if not p.name.endswith(".lock")]
+    assert left == []

@@ -1,0 +1,141 @@
+"""Keras Tokenizer / pad_sequences parity on hand-written cases."""
+
+import random
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from embedclf.text.tokenizer import KERAS_FILTERS, KerasTokenizer, fit_corpus, pad_sequences
+
+
+def test_words_lowercase_filters_and_empty_pieces():
+    tok = KerasTokenizer()
+    text = "Hello, WORLD!! It's  a <br /><br />movie...\tso-so\n(10/10)"
+    # Keras keeps apostrophes (not in its filters) and drops every filter character
+    assert tok.words(text) == [
+        "hello",
+        "world",
+        "it's",
+        "a",
+        "br",
+        "br",
+        "movie",
+        "so",
+        "so",
+        "10",
+        "10",
+    ]
+    assert "'" not in KERAS_FILTERS and "<" in KERAS_FILTERS
+
+
+def test_word_index_ranks_by_count_with_ties_in_first_appearance_order():
+    tok = KerasTokenizer().fit_on_texts(["b a c", "c d b", "e c"])
+    # counts: c=3, b=2, a=1, d=1, e=1 -> ties a, d, e in order of first appearance
+    assert tok.word_index == {"c": 1, "b": 2, "a": 3, "d": 4, "e": 5}
+    assert tok.vocabulary() == ["", "c", "b", "a", "d", "e"]
+
+
+def keras_reference(train: list[str], others: dict[str, list[str]]):
+    """Keras's algorithm as written: count with a Counter, sort stably by count, look up."""
+    tok = KerasTokenizer()
+    counts = Counter(word for text in train for word in tok.words(text))
+    ranked = [w for w, _ in sorted(counts.items(), key=lambda item: item[1], reverse=True)]
+    index = {w: i for i, w in enumerate(ranked, start=1)}
+    ids = {
+        split: [[index[w] for w in tok.words(t) if w in index] for t in texts]
+        for split, texts in {"train": train, **others}.items()
+    }
+    return ["", *ranked], [0, *(counts[w] for w in ranked)], ids
+
+
+def test_fit_corpus_matches_keras_counting_ranking_and_lookup():
+    """One pass over the training texts gives Keras's vocabulary, counts and ids: many ties,
+    words only the test texts have, empty texts, and more texts than one chunk."""
+    rng = random.Random(0)
+    words = [f"w{i}" for i in range(300)]
+    texts = {
+        split: [
+            " ".join(
+                rng.choice(words[: 250 if split == "train" else 300]).upper() + ","
+                for _ in range(rng.randint(0, 12))
+            )
+            for _ in range(5000)
+        ]
+        for split in ("train", "test")
+    }
+    vocab, counts, ids = fit_corpus(texts)
+    want_vocab, want_counts, want_ids = keras_reference(texts["train"], {"test": texts["test"]})
+    assert vocab == want_vocab and counts.tolist() == want_counts
+    for split in ("train", "test"):
+        assert [seq.tolist() for seq in ids[split].sequences()] == want_ids[split]
+    assert len(ids["test"]) == len(texts["test"])
+    assert all(r.flat.dtype == np.int32 and r.offsets.dtype == np.int64 for r in ids.values())
+
+
+def test_fit_corpus_of_empty_texts_has_only_padding():
+    vocab, counts, ids = fit_corpus({"train": [], "test": ["a b"]})
+    assert vocab == [""] and counts.tolist() == [0]
+    assert len(ids["train"]) == 0 and [s.tolist() for s in ids["test"].sequences()] == [[]]
+    vocab, _, ids = fit_corpus({"train": ["", "!!"], "test": [""]})
+    assert vocab == [""] and ids["train"].offsets.tolist() == [0, 0, 0]
+
+
+def test_fitting_twice_counts_both_texts_as_keras_does():
+    tok = KerasTokenizer().fit_on_texts(["b a", "a"]).fit_on_texts(["c c b d"])
+    # b=2, a=2, c=2, d=1: ties in order of first appearance across both fits
+    assert tok.word_index == {"b": 1, "a": 2, "c": 3, "d": 4}
+    assert tok.word_counts == {"b": 2, "a": 2, "c": 2, "d": 1}
+
+
+def test_num_words_keeps_num_words_minus_one_and_drops_unknown_words():
+    tok = KerasTokenizer(num_words=3).fit_on_texts(["b a c", "c d b", "e c"])
+    assert tok.vocab_size == 3
+    assert tok.vocabulary() == ["", "c", "b"]
+    # a, d (rank >= 3) and the unseen word z are dropped, not mapped to an OOV id
+    assert tok.texts_to_sequences(["a b c d z", "Z, C!"]) == [[2, 1], [1]]
+
+
+def test_vocab_size_without_limit_counts_padding():
+    tok = KerasTokenizer().fit_on_texts(["x y y"])
+    assert tok.vocab_size == 3
+    assert tok.texts_to_sequences(["y x q"]) == [[1, 2]]
+
+
+def test_custom_filters_and_case():
+    tok = KerasTokenizer(filters="", lower=False).fit_on_texts(["A a, a,"])
+    assert tok.word_index == {"a,": 1, "A": 2}
+
+
+def test_invalid_num_words():
+    with pytest.raises(ValueError, match="num_words"):
+        KerasTokenizer(num_words=0)
+
+
+SEQS = [[1, 2, 3, 4, 5], [6, 7], []]
+
+
+def test_pad_pre_truncate_pre_keeps_the_last_ids():
+    out = pad_sequences(SEQS, maxlen=3)
+    np.testing.assert_array_equal(out, [[3, 4, 5], [0, 6, 7], [0, 0, 0]])
+
+
+def test_pad_post_truncate_post_keeps_the_first_ids():
+    out = pad_sequences(SEQS, maxlen=3, padding="post", truncating="post")
+    np.testing.assert_array_equal(out, [[1, 2, 3], [6, 7, 0], [0, 0, 0]])
+
+
+def test_pad_mixed_modes_and_value():
+    out = pad_sequences(SEQS, maxlen=4, padding="post", truncating="pre", value=9)
+    np.testing.assert_array_equal(out, [[2, 3, 4, 5], [6, 7, 9, 9], [9, 9, 9, 9]])
+    out = pad_sequences(SEQS, maxlen=4, padding="pre", truncating="post")
+    np.testing.assert_array_equal(out, [[1, 2, 3, 4], [0, 0, 6, 7], [0, 0, 0, 0]])
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"maxlen": 0}, {"maxlen": 2, "padding": "middle"}, {"maxlen": 2, "truncating": "both"}],
+)
+def test_pad_rejects_bad_settings(kwargs):
+    with pytest.raises(ValueError):
+        pad_sequences(SEQS, **kwargs)
