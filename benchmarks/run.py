@@ -138,17 +138,26 @@ def bench_speed(env: dict[str, str], tmp: Path, archive: Path) -> dict[str, Any]
     dm = TextFolderDataModule(num_words=10000, maxlen=20, val_samples=0.2, split_seed=0)
     dm.prepare_data()
     dm.setup("fit")
-    plain = plain_run(dm.padded["train"], dm.labels["train"], dm.padded["val"], dm.labels["val"])
+    # the machine's speed drifts within seconds: three of each, alternating, the best of each
+    fits, plains = [runs["warm"][1]["fit_seconds"]], []
+    for attempt in range(3):
+        plain = plain_run(
+            dm.padded["train"], dm.labels["train"], dm.padded["val"], dm.labels["val"]
+        )
+        plains.append(plain["fit_seconds"])
+        if attempt < 2:
+            out = tmp / f"learned-warm-{attempt}"
+            _, [m] = train(["experiment=seed_learned", "seed=0", f"hydra.run.dir={out}"], env, out)
+            fits.append(m["fit_seconds"])
     line(
         f"  plain PyTorch loop, same work (10 epochs x 625 steps of 32, RMSprop, a validation "
-        f"pass per epoch): {plain['fit_seconds']:.2f} s; val_acc {plain['val_acc']:.4f}"
+        f"pass per epoch): {' / '.join(f'{x:.2f}' for x in plains)} s; val_acc "
+        f"{plain['val_acc']:.4f}"
     )
-    ratio(
-        "training, embedclf fit / plain loop",
-        runs["warm"][1]["fit_seconds"],
-        plain["fit_seconds"],
-        1.2,
+    line(
+        f"  embedclf fit, warm runs alternating with them: {' / '.join(f'{x:.2f}' for x in fits)} s"
     )
+    ratio("training, embedclf fit / plain loop (best of 3 each)", min(fits), min(plains), 1.2)
     keras = keras_seed(env, archive)
     if keras:
         line(
