@@ -29,6 +29,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from embedclf.data import sources, tokenstore
+from embedclf.data.dataset import FolderDataset, TextDataset
 from embedclf.data.tokenstore import TokenizedCorpus
 from embedclf.text.featurizer import TextFeaturizer
 from embedclf.text.tokenizer import KERAS_FILTERS
@@ -105,33 +106,28 @@ class ChunkSampler(Sampler[torch.Tensor]):
         yield from order.split(self.chunk)
 
 
-class TextFolderDataModule(pl.LightningDataModule):
-    """Folder text classification data (aclImdb by default) as padded id sequences.
+class TextDataModule(pl.LightningDataModule):
+    """Labelled texts as padded id sequences; subclasses say where the texts come from
+    (:meth:`dataset`).
 
     Args:
-        root: a folder laid out like aclImdb; ``None`` finds or downloads ``archive``.
-        archive, urls, sha256: the archive's file name (or path), mirrors and checksum.
-        data_dir, cache_dir: override ``$EMBEDCLF_DATA_DIR`` / ``$EMBEDCLF_CACHE_DIR``.
+        cache_dir: overrides ``$EMBEDCLF_CACHE_DIR``.
         num_words, filters, lower: the Keras tokeniser's settings (``num_words=None``: all).
         ngrams, buckets: add hashed word n-grams up to ``ngrams`` into ``buckets`` ids.
         maxlen, padding, truncating: Keras ``pad_sequences`` settings.
-        train_samples: training reviews kept after the shuffle; ``None`` keeps all but val.
-        val_samples: reviews held out after the training ones: a count, or a fraction of all.
+        train_samples: training rows kept after the shuffle; ``None`` keeps all but val.
+        val_samples: rows held out after the training ones: a count, or a fraction of all
+            (unless the dataset gives a validation split, used as given).
         split_seed: seed of the shuffle that precedes the split.
         val_seed: when set, validation is the last ``val_samples`` of a shuffle with this seed,
             the same whatever ``split_seed`` and ``train_samples`` (learning curves).
-        batch_size: reviews per optimiser step; eval_batch_size: reviews per evaluation pass.
+        batch_size: rows per optimiser step; eval_batch_size: rows per evaluation pass.
         steps_per_call: optimiser steps per Lightning training step (1 under DDP).
     """
 
     def __init__(
         self,
         *,
-        root: str | None = None,
-        archive: str = "aclImdb_v1.tar.gz",
-        urls: Sequence[str] = (),
-        sha256: str | None = None,
-        data_dir: str | None = None,
         cache_dir: str | None = None,
         num_words: int | None = 10000,
         filters: str = KERAS_FILTERS,
@@ -151,8 +147,7 @@ class TextFolderDataModule(pl.LightningDataModule):
         num_workers: int = 0,
     ) -> None:
         super().__init__()
-        urls = list(urls)  # not a ListConfig: checkpoints must load with weights_only=True
-        self.save_hyperparameters(logger=False)
+        self.save_hyperparameters(logger=False)  # with the subclass's own arguments
         self.featurizer: TextFeaturizer | None = None  # fitted in setup(), or a checkpoint's
         self._checkpoint_featurizer = False  # True: use_featurizer fixed it before setup()
         self.corpus: TokenizedCorpus | None = None
@@ -161,19 +156,16 @@ class TextFolderDataModule(pl.LightningDataModule):
         self._on_device: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
 
     # -- preparation (once per machine) ------------------------------------------------
-    def source(self) -> Path:
-        """The dataset archive or folder (found, or downloaded and verified)."""
-        hp = self.hparams
-        return sources.find_dataset(
-            root=hp.root, archive=hp.archive, urls=hp.urls, sha256=hp.sha256, data_dir=hp.data_dir
-        )
+    def source(self) -> TextDataset:
+        """The dataset to read (found, or downloaded and verified, where it has to be)."""
+        raise NotImplementedError
 
     @property
     def _checkpoint_vocab(self) -> TextFeaturizer | None:
         """The checkpoint's encoder whose vocabulary the ids must use; None: fit one."""
         return self.featurizer if self._checkpoint_featurizer else None
 
-    def _tokens_path(self, source: Path) -> Path:
+    def _tokens_path(self, source: TextDataset) -> Path:
         hp = self.hparams
         return tokenstore.cache_path(
             source,
@@ -246,7 +238,8 @@ class TextFolderDataModule(pl.LightningDataModule):
             for split, ids in corpus.ids.items()
         }
         n = len(corpus.labels["train"])
-        n_train, n_val = self._split_sizes(n)
+        given_val = "val" in corpus.ids  # a validation file or split: used as given
+        n_train, n_val = self._split_sizes(n) if not given_val else (n, 0)
         order = np.random.default_rng(hp.split_seed).permutation(n)
         parts = {"train": order[:n_train], "val": order[n_train : n_train + n_val]}
         if hp.val_seed is not None:  # one validation set for every split_seed (and size)
@@ -256,6 +249,8 @@ class TextFolderDataModule(pl.LightningDataModule):
         for split, rows in parts.items():
             self.padded[split] = padded["train"][rows]
             self.labels[split] = corpus.labels["train"][rows]
+        if given_val:
+            self.padded["val"], self.labels["val"] = padded["val"], corpus.labels["val"]
         # test rows in a fixed shuffled order: a limited run (debug=limit) scores every class
         test_order = np.random.default_rng(0).permutation(len(corpus.labels["test"]))
         self.padded["test"] = padded["test"][test_order]
@@ -358,3 +353,39 @@ class TextFolderDataModule(pl.LightningDataModule):
 
     def teardown(self, stage: str) -> None:
         self._on_device.clear()
+
+
+class TextFolderDataModule(TextDataModule):
+    """Folder text classification data (aclImdb by default): ``DIR/{train,test}/<class>/``.
+
+    Args:
+        root: a folder laid out like aclImdb; ``None`` finds or downloads ``archive``.
+        archive, urls, sha256: the archive's file name (or path), mirrors and checksum.
+        data_dir: overrides ``$EMBEDCLF_DATA_DIR``.
+        **common: :class:`TextDataModule`'s settings.
+    """
+
+    def __init__(
+        self,
+        *,
+        root: str | None = None,
+        archive: str = "aclImdb_v1.tar.gz",
+        urls: Sequence[str] = (),
+        sha256: str | None = None,
+        data_dir: str | None = None,
+        **common: Any,
+    ) -> None:
+        urls = list(urls)  # not a ListConfig: checkpoints must load with weights_only=True
+        super().__init__(**common)
+
+    def source(self) -> TextDataset:
+        hp = self.hparams
+        return FolderDataset(
+            sources.find_dataset(
+                root=hp.root,
+                archive=hp.archive,
+                urls=hp.urls,
+                sha256=hp.sha256,
+                data_dir=hp.data_dir,
+            )
+        )

@@ -34,34 +34,25 @@ from typing import Any
 import numpy as np
 
 from embedclf.data import sources
-from embedclf.data.readers.folder import read_dataset
+from embedclf.data.dataset import FolderDataset, TextDataset
 from embedclf.text.featurizer import TextFeaturizer
 from embedclf.text.ragged import Ragged
 from embedclf.text.tokenizer import KERAS_FILTERS, fit_corpus
 from embedclf.util.errors import DataError
 from embedclf.util.fileio import atomic_write, exclusive
 from embedclf.util.paths import cache_dir as resolve_cache_dir
-from embedclf.util.paths import cache_key, file_identity
+from embedclf.util.paths import cache_key
 
 log = logging.getLogger(__name__)
 
 
-def source_identity(source: Path) -> object:
-    """Cheap identity of a dataset archive (path, size, mtime) or folder (its listing)."""
-    if source.is_file():
-        return file_identity(source)
-    listing = []
-    for split in ("train", "test"):
-        for entry in sorted((source / split).glob("*/*.txt")):
-            stat = entry.stat() if entry.exists() else None
-            listing.append(
-                (str(entry.relative_to(source)), stat and stat.st_size, stat and stat.st_mtime_ns)
-            )
-    return {"path": str(source.resolve()), "files": cache_key(listing, 32)}
+def as_dataset(source: Path | TextDataset) -> TextDataset:
+    """A folder or archive path as a :class:`FolderDataset`; a dataset as it is."""
+    return FolderDataset(source) if isinstance(source, Path) else source
 
 
 def cache_path(
-    source: Path,
+    source: Path | TextDataset,
     *,
     filters: str,
     lower: bool,
@@ -71,7 +62,7 @@ def cache_path(
     """Where the ids of ``source`` under these word rules live: a vocabulary fitted on its
     training texts, or (``encoder``) a checkpoint's own vocabulary."""
     settings = {
-        "source": source_identity(source),
+        "source": as_dataset(source).identity(),
         "filters": filters,
         "lower": lower,
         "vocab": encoder.digest() if encoder is not None else "fitted",
@@ -81,7 +72,12 @@ def cache_path(
 
 
 def ensure(
-    source: Path, path: Path, *, filters: str, lower: bool, encoder: TextFeaturizer | None = None
+    source: Path | TextDataset,
+    path: Path,
+    *,
+    filters: str,
+    lower: bool,
+    encoder: TextFeaturizer | None = None,
 ) -> None:
     """Build the cache entry ``path`` unless it exists, one process at a time."""
     if path.exists():
@@ -92,12 +88,17 @@ def ensure(
 
 
 def build(
-    source: Path, path: Path, *, filters: str, lower: bool, encoder: TextFeaturizer | None = None
+    source: Path | TextDataset,
+    path: Path,
+    *,
+    filters: str,
+    lower: bool,
+    encoder: TextFeaturizer | None = None,
 ) -> None:
     """Read every review of ``source``, tokenise it and write ``path`` atomically."""
     started = time.perf_counter()
     log.info("reading %s", source)
-    texts, _ = read_dataset(source)
+    texts, _ = as_dataset(source).read()
     log.info("tokenising %s", ", ".join(f"{len(t)} {s}" for s, t in texts.texts.items()))
     if encoder is None:
         vocab, counts, ids = fit_corpus(texts.texts, filters, lower)

@@ -10,28 +10,47 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
 from embedclf.runs.plots import plot_curves
+from embedclf.runs.sweeps import SweepPlan
 from embedclf.vectors.coverage import Coverage
 
 HPARAM_METRICS = ("val_acc", "test_acc", "val_loss", "test_loss", "fit_seconds")
 
 
+# data settings that are plumbing, not choices: they would crowd the HPARAMS table
+DATA_PLUMBING = ("urls", "sha256", "filters", "cache_dir", "data_dir", "archive", "num_workers")
+DATA_FILES = ("root", "train", "val", "test")  # shown by their names, not their whole paths
+
+
 def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
-    """The run's settings as TensorBoard's HPARAMS tab shows them: one column per leaf."""
+    """The run's settings as TensorBoard's HPARAMS tab shows them: one column per leaf.
+
+    The settings a user chose, not plumbing: no ``_target_`` (an optimiser shows as its class
+    name), no cache or data directories, URLs or checksums, and data files by name only. What
+    the sweep varies comes first (the seed included), so a sweep's columns lead the table.
+    """
+    data = {k: v for k, v in cfg.data.items() if k not in DATA_PLUMBING}
+    for key in DATA_FILES:
+        if data.get(key):
+            data[key] = "/".join(Path(str(data[key])).parts[-2:])  # sst2/train.tsv
     chosen = {
         "experiment": cfg.task_name,
         "seed": cfg.seed,
         "vectors": cfg.vectors.name if cfg.get("vectors") else "none",
-        "data": {k: v for k, v in cfg.data.items() if k not in ("urls", "sha256", "filters")},
+        "data": data,
         "model": cfg.model,
-        "trainer": {k: v for k, v in cfg.trainer.items() if k != "_target_"},
+        "trainer": {k: v for k, v in cfg.trainer.items() if k != "default_root_dir"},
     }
     container = OmegaConf.to_container(OmegaConf.create(chosen), resolve=True)
     flat: dict[str, Any] = {}
 
     def walk(prefix: str, value: Any) -> None:
         if isinstance(value, dict):
+            if prefix and isinstance(value.get("_target_"), str) and "optimizer" in prefix:
+                flat[prefix] = value["_target_"].rpartition(".")[2]  # RMSprop, not a path
+            elif prefix.endswith("scheduler") and isinstance(value.get("_target_"), str):
+                flat[prefix] = value["_target_"].rpartition(".")[2]
             for key, item in value.items():
-                if not str(key).startswith("_") or key == "_target_":
+                if not str(key).startswith("_"):
                     walk(f"{prefix}.{key}" if prefix else str(key), item)
         elif value is None or isinstance(value, list):
             flat[prefix] = str(value)
@@ -39,7 +58,9 @@ def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
             flat[prefix] = value
 
     walk("", container)
-    return flat
+    plan = SweepPlan.from_env()
+    swept = [k for k in (plan.keys if plan else ()) if k in flat]
+    return {k: flat[k] for k in swept} | {k: v for k, v in flat.items() if k not in swept}
 
 
 def report_coverage(trainer: pl.Trainer, coverage: Coverage) -> None:

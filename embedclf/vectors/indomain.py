@@ -16,8 +16,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from embedclf.data.readers.folder import read_dataset
-from embedclf.data.tokenstore import source_identity
+from embedclf.data.dataset import TextDataset
+from embedclf.data.tokenstore import as_dataset
 from embedclf.text.tokenizer import split_corpus
 from embedclf.util.errors import ConfigError
 from embedclf.util.fileio import exclusive
@@ -48,14 +48,19 @@ def vectors_path(cache_dir: Path, identity: Mapping[str, Any]) -> Path:
 
 
 def pretrained_vectors(
-    *, source: Path, filters: str, lower: bool, settings: Mapping[str, Any], cache_dir: Path
+    *,
+    source: Path | TextDataset,
+    filters: str,
+    lower: bool,
+    settings: Mapping[str, Any],
+    cache_dir: Path,
 ) -> Path:
     """The cached word2vec text file for ``source`` and ``settings``; trained if absent."""
 
     settings = dict(settings)
     identity = {
         "format": PRETRAIN_FORMAT,
-        "source": source_identity(source),
+        "source": as_dataset(source).identity(),
         "filters": filters,
         "lower": lower,
         # every setting, workers included: several workers give other vectors on every run
@@ -71,7 +76,9 @@ def pretrained_vectors(
     return path
 
 
-def _train(source: Path, filters: str, lower: bool, settings: dict[str, Any], path: Path) -> None:
+def _train(
+    source: Path | TextDataset, filters: str, lower: bool, settings: dict[str, Any], path: Path
+) -> None:
     try:
         from gensim.models import Word2Vec
         from gensim.models.callbacks import CallbackAny2Vec
@@ -82,7 +89,7 @@ def _train(source: Path, filters: str, lower: bool, settings: dict[str, Any], pa
     # gensim logs a line per progress tick at INFO; the progress bar below says as much
     logging.getLogger("gensim").setLevel(logging.WARNING)
     started = time.perf_counter()
-    texts, unlabelled = read_dataset(source, unlabelled=True)
+    texts, unlabelled = as_dataset(source).read(unlabelled=True)
     corpus = unlabelled + texts.texts["train"]  # never the test reviews
     log.info(
         "training word2vec on %d unlabelled + %d training reviews of %s",

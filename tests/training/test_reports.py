@@ -10,7 +10,7 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from conftest import run_script
+from conftest import compose_cfg, run_script
 
 optuna = pytest.importorskip(
     "optuna", reason="the sweep extra is not installed: make install-sweep"
@@ -102,3 +102,20 @@ def test_each_run_writes_curves_and_the_projector(search: Path):
     assert len(words) == 20 and "" not in words  # the 20 most frequent words, no padding
     [config] = (trial / "tensorboard").rglob("projector_config.pbtxt")
     assert "embedding" in config.read_text()
+
+
+def test_hparams_are_the_chosen_settings_with_the_swept_ones_first(tmp_path, monkeypatch):
+    from embedclf.runs.sweeps import SWEEP_ENV, SweepPlan
+    from embedclf.training.reports import flat_hparams
+
+    plan = SweepPlan(("model.net.embedding.dim", "seed"), numbered=False)
+    monkeypatch.setenv(SWEEP_ENV, plan.to_env())
+    cfg = compose_cfg(
+        "experiment=ngram", "data=table", "data.train=/far/away/sst2/train.tsv", output_dir=tmp_path
+    )
+    values = flat_hparams(cfg)
+    assert list(values)[:2] == ["model.net.embedding.dim", "seed"]
+    plumbing = ("_target_", "_convert_", "cache_dir", "data_dir", "urls", "sha256", "root_dir")
+    assert not [k for k in values if any(p in k for p in plumbing)], list(values)
+    assert values["data.train"] == "sst2/train.tsv" and values["model.optimizer"] == "Adagrad"
+    assert values["data.ngrams"] == 2 and values["experiment"] == "ngram"

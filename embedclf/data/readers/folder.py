@@ -11,26 +11,17 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from embedclf.data.readers.base import LabelledTexts
 from embedclf.util.archive import iter_tar_files
 from embedclf.util.errors import DataError
 
 log = logging.getLogger(__name__)
 
 UNLABELLED = "unsup"
-
-
-@dataclass
-class LabelledTexts:
-    """Texts and integer labels per split; ``classes[label]`` is the label's folder name."""
-
-    classes: list[str]
-    texts: dict[str, list[str]]
-    labels: dict[str, np.ndarray]
 
 
 def _decode(raw: bytes, where: str) -> str:

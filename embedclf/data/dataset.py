@@ -1,0 +1,119 @@
+"""What a data module reads: a dataset that says who it is (a cheap identity for cache keys)
+and reads its labelled texts once, whatever it is stored in.
+
+:class:`FolderDataset` is an aclImdb-like tree or archive; :class:`FileDataset` is files of
+one format per split (tables, fastText lines), read by a reader function. Both give
+:class:`~embedclf.data.readers.base.LabelledTexts`; the token store and everything above it
+never look further.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from embedclf.data.readers.base import LabelledTexts, labelled
+from embedclf.data.readers.folder import read_dataset
+from embedclf.util.errors import ConfigError
+from embedclf.util.paths import cache_key, file_identity
+
+# the split carved out for testing when a dataset gives none: the same rows for every seed
+TEST_SEED = 0
+
+
+class TextDataset(Protocol):
+    def identity(self) -> object: ...
+
+    def read(self, *, unlabelled: bool = False) -> tuple[LabelledTexts, list[str]]: ...
+
+
+@dataclass(frozen=True)
+class FolderDataset:
+    """``DIR/{train,test}/<class>/*.txt``, a folder or an archive of one (aclImdb)."""
+
+    path: Path
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def identity(self) -> object:
+        return source_identity(self.path)
+
+    def read(self, *, unlabelled: bool = False) -> tuple[LabelledTexts, list[str]]:
+        return read_dataset(self.path, unlabelled=unlabelled)
+
+
+@dataclass(frozen=True)
+class FileDataset:
+    """Files per split (``train``; ``val`` and ``test`` optional), each read by ``read_file``
+    into texts and raw labels. Without test files, ``test_samples`` training rows (a count, or
+    a fraction) are held out for testing by a fixed shuffle, before the vocabulary is fitted."""
+
+    files: Mapping[str, tuple[Path, ...]]
+    read_file: Callable[[Path], tuple[list[str], list[Any]]] = field(compare=False)
+    settings: Mapping[str, Any]
+    test_samples: float = 0.1
+    label_names: tuple[str, ...] | None = None
+    label_offset: int = 0
+
+    def __str__(self) -> str:
+        return ", ".join(str(p) for paths in self.files.values() for p in paths)
+
+    def identity(self) -> object:
+        return {
+            "files": {s: [file_identity(p) for p in paths] for s, paths in self.files.items()},
+            "settings": dict(self.settings),
+            "test_samples": None if "test" in self.files else self.test_samples,
+            "label_names": self.label_names,
+            "label_offset": self.label_offset,
+        }
+
+    def read(self, *, unlabelled: bool = False) -> tuple[LabelledTexts, list[str]]:
+        texts: dict[str, list[str]] = {}
+        raw: dict[str, list[Any]] = {}
+        where = {}
+        for split, paths in self.files.items():
+            texts[split], raw[split] = [], []
+            for path in paths:
+                split_texts, split_labels = self.read_file(path)
+                texts[split] += split_texts
+                raw[split] += split_labels
+            where[split] = ", ".join(map(str, paths))
+        if "test" not in self.files:
+            self._carve_test(texts, raw, where)
+        return labelled(texts, raw, where, names=self.label_names, offset=self.label_offset), []
+
+    def _carve_test(self, texts: dict, raw: dict, where: dict) -> None:
+        n = len(raw["train"])
+        share = self.test_samples
+        n_test = round(share * n) if isinstance(share, float) and share < 1 else int(share)
+        if not 1 <= n_test < n:
+            raise ConfigError(
+                f"data.test_samples={share} holds out {n_test} of the {n} training rows; with no "
+                "data.test file give a fraction in (0, 1) or a count below the row count"
+            )
+        order = np.random.default_rng(TEST_SEED).permutation(n)
+        held, kept = np.sort(order[:n_test]), np.sort(order[n_test:])
+        texts["test"] = [texts["train"][i] for i in held]
+        raw["test"] = [raw["train"][i] for i in held]
+        texts["train"] = [texts["train"][i] for i in kept]
+        raw["train"] = [raw["train"][i] for i in kept]
+        where["test"] = f"{where['train']} (the held-out test rows)"
+
+
+def source_identity(source: Path) -> object:
+    """Cheap identity of a dataset archive (path, size, mtime) or folder (its listing)."""
+    if source.is_file():
+        return file_identity(source)
+    listing = []
+    for split in ("train", "test"):
+        for entry in sorted((source / split).glob("*/*.txt")):
+            stat = entry.stat() if entry.exists() else None
+            listing.append(
+                (str(entry.relative_to(source)), stat and stat.st_size, stat and stat.st_mtime_ns)
+            )
+    return {"path": str(source.resolve()), "files": cache_key(listing, 32)}

@@ -1,0 +1,138 @@
+"""Data modules for datasets kept as files per split: tables (``data=table``: CSV, TSV, JSON
+lines, Parquet) and fastText lines (``data=fasttext``).
+
+``train`` is required; ``val`` is used as given when set (else carved from train as for every
+data module, ``data.val_samples``); without ``test``, ``test_samples`` training rows are held
+out for testing (a fixed shuffle, before the vocabulary is fitted). Each setting is a file or a
+glob of files of one format.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from embedclf.data.datamodule import TextDataModule
+from embedclf.data.dataset import FileDataset, TextDataset
+from embedclf.data.readers.fasttext import read_fasttext
+from embedclf.data.readers.table import Columns, expand, format_of, read_table
+from embedclf.util.errors import ConfigError
+
+SPLITS = ("train", "val", "test")
+
+
+def _files(splits: dict[str, str | None]) -> dict[str, tuple[Path, ...]]:
+    if not splits.get("train"):
+        raise ConfigError("data.train is required: the file (or glob) of the training rows")
+    return {
+        split: tuple(expand(str(pattern), f"data.{split}"))
+        for split, pattern in splits.items()
+        if pattern
+    }
+
+
+def _names(label_names: Sequence[str] | None) -> tuple[str, ...] | None:
+    return None if label_names is None else tuple(str(n) for n in label_names)
+
+
+class TableDataModule(TextDataModule):
+    """Labelled texts in tables.
+
+    Args:
+        train, val, test: a file or glob each (``val`` and ``test`` optional).
+        text: the text column, or a list of columns joined with a space (title + body).
+        label: the label column (strings, or integers).
+        format: csv, tsv, jsonl or parquet; ``None``: from each file's suffix (``.gz`` too).
+        header: CSV/TSV: true (a header row), false (none: columns are named 0, 1, ...), or
+            the list of column names.
+        delimiter: CSV/TSV field separator (``None``: ``,`` for csv, a tab for tsv).
+        encoding: the files' text encoding.
+        label_names: names of integer labels, in order; label_offset: subtracted from each
+            integer label first (1 for the Zhang et al. CSVs, whose classes count from 1).
+        test_samples: rows held out for testing when no ``test`` is given.
+        **common: :class:`TextDataModule`'s settings.
+    """
+
+    def __init__(
+        self,
+        *,
+        train: str | None = None,
+        val: str | None = None,
+        test: str | None = None,
+        text: str | Sequence[str] = "text",
+        label: str = "label",
+        format: str | None = None,
+        header: bool | Sequence[str] = True,
+        delimiter: str | None = None,
+        encoding: str = "utf-8",
+        label_names: Sequence[str] | None = None,
+        label_offset: int = 0,
+        test_samples: float = 0.1,
+        **common: Any,
+    ) -> None:
+        text = [text] if isinstance(text, str) else [str(t) for t in text]
+        header = header if isinstance(header, bool) else [str(h) for h in header]
+        label_names = None if label_names is None else [str(n) for n in label_names]
+        super().__init__(**common)
+
+    def source(self) -> TextDataset:
+        hp = self.hparams
+        files = _files({split: hp[split] for split in SPLITS})
+        columns = Columns(
+            text=tuple(hp.text),
+            label=str(hp.label),
+            header=hp.header if isinstance(hp.header, bool) else tuple(hp.header),
+            delimiter=hp.delimiter,
+            encoding=hp.encoding,
+        )
+        formats = {path: format_of(path, hp.format) for paths in files.values() for path in paths}
+
+        def read(path: Path) -> tuple[list[str], list[Any]]:
+            return read_table(path, formats[path], columns)
+
+        return FileDataset(
+            files,
+            read,
+            settings={"reader": "table", "formats": sorted(set(formats.values())), **vars(columns)},
+            test_samples=hp.test_samples,
+            label_names=_names(hp.label_names),
+            label_offset=int(hp.label_offset),
+        )
+
+
+class FastTextDataModule(TextDataModule):
+    """fastText's ``__label__X text`` lines.
+
+    Args:
+        train, val, test: a file or glob each (``val`` and ``test`` optional).
+        label_prefix: what starts a label (fastText's ``__label__``).
+        encoding: the files' text encoding.
+        test_samples: rows held out for testing when no ``test`` is given.
+        **common: :class:`TextDataModule`'s settings.
+    """
+
+    def __init__(
+        self,
+        *,
+        train: str | None = None,
+        val: str | None = None,
+        test: str | None = None,
+        label_prefix: str = "__label__",
+        encoding: str = "utf-8",
+        test_samples: float = 0.1,
+        **common: Any,
+    ) -> None:
+        if not label_prefix:
+            raise ConfigError("data.label_prefix must not be empty (fastText's is __label__)")
+        super().__init__(**common)
+
+    def source(self) -> TextDataset:
+        hp = self.hparams
+        return FileDataset(
+            _files({split: hp[split] for split in SPLITS}),
+            functools.partial(read_fasttext, prefix=hp.label_prefix, encoding=hp.encoding),
+            settings={"reader": "fasttext", "prefix": hp.label_prefix, "encoding": hp.encoding},
+            test_samples=hp.test_samples,
+        )

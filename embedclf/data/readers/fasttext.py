@@ -1,0 +1,46 @@
+"""fastText's supervised format: ``__label__pos some text`` a line (the prefix is
+``data.label_prefix``). One label a line: this project trains single-label classifiers."""
+
+from __future__ import annotations
+
+import gzip
+import io
+from pathlib import Path
+
+from embedclf.util.errors import DataError
+
+
+def read_fasttext(path: Path, prefix: str, encoding: str = "utf-8") -> tuple[list[str], list[str]]:
+    """The texts and labels of one file of ``PREFIXlabel text`` lines."""
+    texts: list[str] = []
+    labels: list[str] = []
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as raw, io.TextIOWrapper(raw, encoding=encoding) as file:
+            for lineno, line in enumerate(file, 1):
+                words = line.split()
+                if not words:
+                    continue
+                tags = [w for w in words if w.startswith(prefix)]
+                if not words[0].startswith(prefix):
+                    raise DataError(
+                        f"{path}: line {lineno} does not start with a label ({prefix}NAME); "
+                        "set data.label_prefix"
+                    )
+                if len(tags) > 1:
+                    raise DataError(
+                        f"{path}: line {lineno} has {len(tags)} labels ({', '.join(tags)}); "
+                        "this project trains single-label classifiers: keep one"
+                    )
+                label, text = words[0][len(prefix) :], " ".join(words[1:])
+                if not label or not text:
+                    raise DataError(
+                        f"{path}: line {lineno} has an empty {'label' if not label else 'text'}"
+                    )
+                labels.append(label)
+                texts.append(text)
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not {encoding} text ({err.reason}); set data.encoding") from None
+    if not texts:
+        raise DataError(f"{path} holds no labelled line; give {prefix}NAME text lines")
+    return texts, labels
