@@ -23,34 +23,16 @@ from embedclf.util.errors import ConfigError
 SPLITS = ("train", "val", "test")
 
 
-def _files(splits: dict[str, str | None]) -> dict[str, tuple[Path, ...]]:
-    if not splits.get("train"):
-        raise ConfigError("data.train is required: the file (or glob) of the training rows")
-    return {
-        split: tuple(expand(str(pattern), f"data.{split}"))
-        for split, pattern in splits.items()
-        if pattern
-    }
-
-
 def _names(label_names: Sequence[str] | None) -> tuple[str, ...] | None:
     return None if label_names is None else tuple(str(n) for n in label_names)
 
 
-class TableDataModule(TextDataModule):
-    """Labelled texts in tables.
+class FileDataModule(TextDataModule):
+    """Files per split, of one format.
 
     Args:
         train, val, test: a file or glob each (``val`` and ``test`` optional).
-        text: the text column, or a list of columns joined with a space (title + body).
-        label: the label column (strings, or integers).
-        format: csv, tsv, jsonl or parquet; ``None``: from each file's suffix (``.gz`` too).
-        header: CSV/TSV: true (a header row), false (none: columns are named 0, 1, ...), or
-            the list of column names.
-        delimiter: CSV/TSV field separator (``None``: ``,`` for csv, a tab for tsv).
         encoding: the files' text encoding.
-        label_names: names of integer labels, in order; label_offset: subtracted from each
-            integer label first (1 for the Zhang et al. CSVs, whose classes count from 1).
         test_samples: rows held out for testing when no ``test`` is given.
         **common: :class:`TextDataModule`'s settings.
     """
@@ -61,25 +43,57 @@ class TableDataModule(TextDataModule):
         train: str | None = None,
         val: str | None = None,
         test: str | None = None,
+        encoding: str = "utf-8",
+        test_samples: float = 0.1,
+        **common: Any,
+    ) -> None:
+        super().__init__(**common)
+
+    def files(self) -> dict[str, tuple[Path, ...]]:
+        """The files of each split given (``train`` required)."""
+        hp = self.hparams
+        if not hp.train:
+            raise ConfigError("data.train is required: the file (or glob) of the training rows")
+        return {
+            split: tuple(expand(str(hp[split]), f"data.{split}")) for split in SPLITS if hp[split]
+        }
+
+
+class TableDataModule(FileDataModule):
+    """Labelled texts in tables.
+
+    Args:
+        text: the text column, or a list of columns joined with a space (title + body).
+        label: the label column (strings, or integers).
+        format: csv, tsv, jsonl or parquet; ``None``: from each file's suffix (``.gz`` too).
+        header: CSV/TSV: true (a header row), false (none: columns are named 0, 1, ...), or
+            the list of column names.
+        delimiter: CSV/TSV field separator (``None``: ``,`` for csv, a tab for tsv).
+        label_names: names of integer labels, in order; label_offset: subtracted from each
+            integer label first (1 for the Zhang et al. CSVs, whose classes count from 1).
+        **files: :class:`FileDataModule`'s settings (train, val, test, encoding, ...).
+    """
+
+    def __init__(
+        self,
+        *,
         text: str | Sequence[str] = "text",
         label: str = "label",
         format: str | None = None,
         header: bool | Sequence[str] = True,
         delimiter: str | None = None,
-        encoding: str = "utf-8",
         label_names: Sequence[str] | None = None,
         label_offset: int = 0,
-        test_samples: float = 0.1,
-        **common: Any,
+        **files: Any,
     ) -> None:
         text = [text] if isinstance(text, str) else [str(t) for t in text]
         header = header if isinstance(header, bool) else [str(h) for h in header]
         label_names = None if label_names is None else [str(n) for n in label_names]
-        super().__init__(**common)
+        super().__init__(**files)
 
     def source(self) -> TextDataset:
         hp = self.hparams
-        files = _files({split: hp[split] for split in SPLITS})
+        files = self.files()
         columns = Columns(
             text=tuple(hp.text),
             label=str(hp.label),
@@ -102,36 +116,23 @@ class TableDataModule(TextDataModule):
         )
 
 
-class FastTextDataModule(TextDataModule):
+class FastTextDataModule(FileDataModule):
     """fastText's ``__label__X text`` lines.
 
     Args:
-        train, val, test: a file or glob each (``val`` and ``test`` optional).
         label_prefix: what starts a label (fastText's ``__label__``).
-        encoding: the files' text encoding.
-        test_samples: rows held out for testing when no ``test`` is given.
-        **common: :class:`TextDataModule`'s settings.
+        **files: :class:`FileDataModule`'s settings (train, val, test, encoding, ...).
     """
 
-    def __init__(
-        self,
-        *,
-        train: str | None = None,
-        val: str | None = None,
-        test: str | None = None,
-        label_prefix: str = "__label__",
-        encoding: str = "utf-8",
-        test_samples: float = 0.1,
-        **common: Any,
-    ) -> None:
+    def __init__(self, *, label_prefix: str = "__label__", **files: Any) -> None:
         if not label_prefix:
             raise ConfigError("data.label_prefix must not be empty (fastText's is __label__)")
-        super().__init__(**common)
+        super().__init__(**files)
 
     def source(self) -> TextDataset:
         hp = self.hparams
         return FileDataset(
-            _files({split: hp[split] for split in SPLITS}),
+            self.files(),
             functools.partial(read_fasttext, prefix=hp.label_prefix, encoding=hp.encoding),
             settings={"reader": "fasttext", "prefix": hp.label_prefix, "encoding": hp.encoding},
             test_samples=hp.test_samples,

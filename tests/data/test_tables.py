@@ -144,33 +144,41 @@ def test_bad_inputs_are_one_line_naming_the_file_and_row(dirs, tmp_path):
         {"train": good, "test": path},
         "label 'meh' does not occur in the training rows",
     )
-    path = tmp_path / "null.jsonl"
-    path.write_text('{"text": "good film", "label": "pos"}\n{"text": "bad", "label": null}\n')
-    cases["null label"] = ({"train": path}, "row 2 has no label")
-    path = tmp_path / "latin.csv"
-    path.write_bytes(b"text,label\ncaf\xe9 good,pos\nbad,neg\n")
-    cases["undecodable"] = ({"train": path}, "set data.encoding")
-    path = tmp_path / "fields.csv"
-    path.write_text("text,label\ngood film,pos\nbad,film,neg\n")
-    cases["wrong field count"] = ({"train": path}, "line 3 has 3 fields where the header has 2")
-    path = tmp_path / "empty.csv"
-    path.write_text("")
-    cases["empty file"] = ({"train": path}, "is empty")
-    cases["glob matches nothing"] = (
-        {"train": tmp_path / "nowhere" / "*.csv"},
-        "matches no file",
-    )
-    path = tmp_path / "fake.parquet"
-    path.write_text("text,label\n")
-    cases["not parquet"] = ({"train": path}, "is not a Parquet file")
-    path = tmp_path / "list.jsonl"
-    path.write_text('{"text": "good", "label": "pos"}\n["bad", "neg"]\n')
-    cases["JSON line not an object"] = ({"train": path}, "line 2 is a JSON list, not an object")
+    raw_files = {  # name: (file, its bytes, what the error says)
+        "null label": (
+            "null.jsonl",
+            b'{"text": "good film", "label": "pos"}\n{"text": "bad", "label": null}\n',
+            "row 2 has no label",
+        ),
+        "undecodable": (
+            "latin.csv",
+            b"text,label\ncaf\xe9 good,pos\nbad,neg\n",
+            "set data.encoding",
+        ),
+        "wrong field count": (
+            "fields.csv",
+            b"text,label\ngood film,pos\nbad,film,neg\n",
+            "line 3 has 3 fields where the header has 2",
+        ),
+        "empty file": ("empty.csv", b"", "is empty"),
+        "not parquet": ("fake.parquet", b"text,label\n", "is not a Parquet file"),
+        "JSON line not an object": (
+            "list.jsonl",
+            b'{"text": "good", "label": "pos"}\n["bad", "neg"]\n',
+            "line 2 is a JSON list, not an object",
+        ),
+        "text holds lists": (
+            "lists.jsonl",
+            b'{"text": ["a", "b"], "label": "pos"}\n',
+            "holds list<item: string>",
+        ),
+    }
+    for name, (file, content, expected) in raw_files.items():
+        (tmp_path / file).write_bytes(content)
+        cases[name] = ({"train": tmp_path / file}, expected)
+    cases["glob matches nothing"] = ({"train": tmp_path / "nowhere" / "*.csv"}, "matches no file")
     path = write(tmp_path / "numbers.parquet", [{"text": i, "label": "pos"} for i in range(4)])
     cases["text holds numbers"] = ({"train": path}, "data.text column 'text' holds int64")
-    path = tmp_path / "lists.jsonl"
-    path.write_text('{"text": ["a", "b"], "label": "pos"}\n')
-    cases["text holds lists"] = ({"train": path}, "holds list<item: string>")
     path = write(tmp_path / "one.jsonl", [{"text": "good film", "label": "pos"}] * 3)
     cases["one class"] = ({"train": path, "test": good}, "the training rows hold one class (pos)")
     for name, (files, expected) in cases.items():
