@@ -6,7 +6,9 @@ per file. One JSON object is printed per text, in input order::
 
     {"label": "pos", "probs": {"neg": 0.12, "pos": 0.88}}
 
-(with ``"path"`` first under ``--dir``). The checkpoint alone is enough: its text encoder
+(with ``"path"`` first under ``--dir``). ``--table FILE --column text --keep id,...``
+classifies the rows of a CSV, TSV, JSON lines or Parquet file and copies the kept columns
+into each line. The checkpoint alone is enough: its text encoder
 holds the vocabulary, tokeniser, padding and classes, so no dataset, token cache or ``conf/``
 is read, and the text is preprocessed exactly as in training. Texts are encoded and scored a
 batch at a time under ``torch.inference_mode``, without a Lightning Trainer.
@@ -23,6 +25,9 @@ from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tqdm import tqdm
+
+from embedclf.data.readers.table import Columns, expand, format_of, iter_texts
 from embedclf.util.errors import DataError, exit_on_user_error
 from embedclf.util.startup import quick_imports
 
@@ -105,7 +110,7 @@ def _read_bytes(path: Path) -> bytes:
         raise DataError(f"cannot read {path}: {err.strerror}; give a readable text file") from None
 
 
-def line_texts(files: Sequence[str]) -> Iterator[tuple[None, str]]:
+def line_texts(files: Sequence[str]) -> Iterator[tuple[dict[str, Any], str]]:
     """Non-blank lines of each file in turn, or of stdin when ``files`` is empty."""
     sources: list[tuple[str, Path | None]] = [(f, Path(f)) for f in files] or [("stdin", None)]
     for name, path in sources:
@@ -114,10 +119,10 @@ def line_texts(files: Sequence[str]) -> Iterator[tuple[None, str]]:
         for line in _decode(raw, name).split("\n"):
             line = line.removesuffix("\r")
             if line.strip():
-                yield None, line
+                yield {}, line
 
 
-def folder_texts(folder: str) -> Iterator[tuple[str, str]]:
+def folder_texts(folder: str) -> Iterator[tuple[dict[str, Any], str]]:
     """(path, text) of every ``*.txt`` file under ``folder``, in sorted path order."""
     root = Path(folder)
     if not root.is_dir():
@@ -126,7 +131,22 @@ def folder_texts(folder: str) -> Iterator[tuple[str, str]]:
     if not paths:
         raise DataError(f"--dir {folder} holds no *.txt file")
     for path in paths:
-        yield str(path), _decode(_read_bytes(path), str(path))
+        yield {"path": str(path)}, _decode(_read_bytes(path), str(path))
+
+
+def table_texts(
+    path: str, column: str, keep: Sequence[str], fmt: str | None = None
+) -> Iterator[tuple[dict[str, Any], str]]:
+    """(kept columns, text) of every row of a CSV, TSV, JSON lines or Parquet table."""
+    files = expand(path, "--table")
+    columns = Columns(
+        text=(column,), label=None, keep=tuple(keep), hint="name them with --column and --keep"
+    )
+    for file in files:
+        for block, texts, _ in iter_texts(file, format_of(file, fmt), columns):
+            kept = [block.column(name).to_pylist() for name in keep]
+            for index, text in enumerate(texts):
+                yield {name: values[index] for name, values in zip(keep, kept, strict=True)}, text
 
 
 # -- the command -----------------------------------------------------------------------------
@@ -143,6 +163,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--dir", metavar="DIR", help="classify every *.txt under DIR (one text per file)"
     )
     parser.add_argument(
+        "--table",
+        metavar="FILE",
+        help="classify the rows of a CSV, TSV, JSON lines or Parquet file (or glob)",
+    )
+    parser.add_argument(
+        "--column", default="text", help="--table: the column holding the texts (default text)"
+    )
+    parser.add_argument(
+        "--keep",
+        default="",
+        metavar="COLS",
+        help="--table: columns copied into each output line, comma-separated (e.g. id)",
+    )
+    parser.add_argument(
         "--batch-size",
         type=int,
         default=DEFAULT_BATCH_SIZE,
@@ -150,8 +184,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help=f"texts scored at a time (default {DEFAULT_BATCH_SIZE})",
     )
     args = parser.parse_args(argv)
-    if args.dir is not None and args.files:
-        parser.error("give FILEs or --dir DIR, not both")
+    if sum(bool(x) for x in (args.files, args.dir is not None, args.table)) > 1:
+        parser.error("give FILEs, --dir DIR or --table FILE, one of them")
     if args.batch_size < 1:
         parser.error(f"--batch-size {args.batch_size} must be 1 or more")
     return args
@@ -171,16 +205,24 @@ def run(argv: Sequence[str] | None = None) -> None:
     with quick_imports():  # torch and Lightning, with the collector paused, before any text
         import embedclf.models.checkpoint  # noqa: F401
     predictor = Predictor(args.checkpoint)
-    texts = folder_texts(args.dir) if args.dir is not None else line_texts(args.files)
+    if args.table:
+        keep = [name for name in args.keep.split(",") if name]
+        texts = table_texts(args.table, args.column, keep)
+    elif args.dir is not None:
+        texts = folder_texts(args.dir)
+    else:
+        texts = line_texts(args.files)
     count = 0
-    for batch in batched(texts, args.batch_size):
-        results = predictor.predict([text for _, text in batch])
-        for (path, _), result in zip(batch, results, strict=True):
-            record = {"path": path, **result} if path is not None else result
-            print(json.dumps(record))
-        count += len(batch)
+    # a progress bar on stderr when it is a terminal: large inputs take a while
+    with tqdm(desc="classifying", unit=" texts", disable=None, file=sys.stderr) as progress:
+        for batch in batched(texts, args.batch_size):
+            results = predictor.predict([text for _, text in batch])
+            for (kept, _), result in zip(batch, results, strict=True):
+                print(json.dumps({**kept, **result}))
+            count += len(batch)
+            progress.update(len(batch))
     if not count:
-        where = ", ".join(args.files) if args.files else "stdin"
+        where = args.table or ", ".join(args.files) or "stdin"
         raise DataError(f"no text to classify in {where}; give one text per line")
 
 

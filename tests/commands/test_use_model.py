@@ -172,6 +172,33 @@ def test_predict_files_and_dir(trained, tmp_path, capsys):
     assert_same_predictions(lines, expected)
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+def test_predict_table_keeps_the_asked_columns(trained, tmp_path, capsys, suffix):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [{"id": 7, "review": "great superb", "x": 1}, {"id": 9, "review": "awful", "x": 2}]
+    path = tmp_path / f"in{suffix}"
+    if suffix == ".csv":
+        path.write_text("id,review,x\n7,great superb,1\n9,awful,2\n")
+    elif suffix == ".jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    else:
+        pq.write_table(pa.Table.from_pylist(rows), path)
+    args = [str(trained["ckpt"]), "--table", str(path), "--column", "review", "--keep", "id"]
+    predict.main(args)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["id"] for r in lines] == [7, 9]
+    assert all(set(r) == {"id", "label", "probs"} for r in lines)
+    assert_same_predictions(
+        lines, predict.predict_texts(trained["ckpt"], ["great superb", "awful"])
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        predict.main([*args[:-1], "nope"])
+    message = str(exit_info.value.code)
+    assert "'nope'" in message and str(path) in message and "--keep" in message
+
+
 def _bad_inputs(tmp_path: Path, ckpt: Path) -> dict[str, tuple[list[str], str]]:
     """name -> (arguments, text the error line must hold)."""
     noise = tmp_path / "noise.ckpt"

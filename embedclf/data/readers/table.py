@@ -37,10 +37,16 @@ class Columns:
     """Which columns hold the text (several are joined with a space) and the label."""
 
     text: tuple[str, ...]
-    label: str
+    label: str | None  # None: texts only (predict --table)
     header: bool | tuple[str, ...] = True  # CSV/TSV: a header row, none, or the names to use
     delimiter: str | None = None  # CSV/TSV: "," or "\t" by the format when None
     encoding: str = "utf-8"
+    keep: tuple[str, ...] = ()  # other columns passed through as they are (predict --keep)
+    hint: str = "set data.text and data.label"  # how to name other columns
+
+    def wanted(self) -> tuple[str, ...]:
+        label = (self.label,) if self.label is not None else ()
+        return tuple(dict.fromkeys((*self.text, *label, *self.keep)))
 
 
 def expand(pattern: str, setting: str) -> list[Path]:
@@ -71,17 +77,27 @@ def format_of(path: Path, configured: str | None) -> str:
 
 def read_table(path: Path, fmt: str, columns: Columns) -> tuple[list[str], list[Any]]:
     """The texts and raw labels (strings or ints) of one file, checked row by row."""
+    assert columns.label is not None
     texts: list[str] = []
     labels: list[Any] = []
+    for block, block_texts, first in iter_texts(path, fmt, columns):
+        texts += block_texts
+        labels += _label_column(block, columns.label, path, first)
+    if not labels:
+        raise DataError(f"{path} holds no rows; give a file with a header and labelled texts")
+    return texts, labels
+
+
+def iter_texts(path: Path, fmt: str, columns: Columns) -> Iterator[tuple[pa.Table, list[str], int]]:
+    """Each block of ``path`` with its texts (checked) and the number of its first row."""
+    first = 1
     for block in _blocks(path, fmt, columns):
-        first = len(labels) + 1
         names = block.column_names
-        wanted = [*columns.text, columns.label]
-        missing = [c for c in wanted if c not in names]
+        missing = [c for c in columns.wanted() if c not in names]
         if missing:
             raise DataError(
                 f"{path}: no column {', '.join(map(repr, missing))}; it has "
-                f"{', '.join(map(repr, names))} (set data.text and data.label)"
+                f"{', '.join(map(repr, names))} ({columns.hint})"
             )
         parts = [_text_column(block, c, path, first) for c in columns.text]
         block_texts = (
@@ -90,11 +106,8 @@ def read_table(path: Path, fmt: str, columns: Columns) -> tuple[list[str], list[
         for offset, text in enumerate(block_texts):
             if not text.strip():
                 raise DataError(f"{path}: row {first + offset} has an empty text")
-        texts += block_texts
-        labels += _label_column(block, columns.label, path, first)
-    if not labels:
-        raise DataError(f"{path} holds no rows; give a file with a header and labelled texts")
-    return texts, labels
+        yield block, block_texts, first
+        first += block.num_rows
 
 
 def _text_column(block: pa.Table, name: str, path: Path, first: int) -> list[str]:
@@ -212,7 +225,7 @@ def _parquet_blocks(path: Path, columns: Columns) -> Iterator[pa.Table]:
             f"{path} is not a Parquet file ({' '.join(str(err).split())[:80]})"
         ) from None
     present = parquet.schema_arrow.names
-    wanted = [c for c in (*columns.text, columns.label) if c in present]
+    wanted = [c for c in columns.wanted() if c in present]
     for batch in parquet.iter_batches(columns=wanted or None):
         yield pa.Table.from_batches([batch])
     if parquet.metadata.num_rows == 0:  # no batch to check the columns on
@@ -221,7 +234,7 @@ def _parquet_blocks(path: Path, columns: Columns) -> Iterator[pa.Table]:
 
 def _jsonl_blocks(path: Path, columns: Columns, rows: int = 65536) -> Iterator[pa.Table]:
     opener = gzip.open if path.suffix == ".gz" else open
-    wanted = (*columns.text, columns.label)
+    wanted, hint = columns.wanted(), columns.hint
     block: list[dict[str, Any]] = []
     try:
         with opener(path, "rb") as raw, io.TextIOWrapper(raw, encoding=columns.encoding) as file:
@@ -239,24 +252,24 @@ def _jsonl_blocks(path: Path, columns: Columns, rows: int = 65536) -> Iterator[p
                     )
                 block.append({k: record[k] for k in wanted if k in record} | {"": lineno})
                 if len(block) == rows:
-                    yield _json_table(block, path, wanted)
+                    yield _json_table(block, path, wanted, hint)
                     block = []
     except UnicodeDecodeError as err:
         raise DataError(
             f"{path}: not {columns.encoding} text ({err.reason}); set data.encoding"
         ) from None
     if block:
-        yield _json_table(block, path, wanted)
+        yield _json_table(block, path, wanted, hint)
 
 
-def _json_table(records: Sequence[dict[str, Any]], path: Path, wanted: Sequence[str]) -> pa.Table:
+def _json_table(
+    records: Sequence[dict[str, Any]], path: Path, wanted: Sequence[str], hint: str
+) -> pa.Table:
     columns: dict[str, list[Any]] = {}
     for name in wanted:
         if any(name not in r for r in records):
             line = next(r[""] for r in records if name not in r)
-            raise DataError(
-                f"{path}: line {line} has no field {name!r} (set data.text and data.label)"
-            )
+            raise DataError(f"{path}: line {line} has no field {name!r} ({hint})")
         columns[name] = [r[name] for r in records]
     try:
         return pa.table(columns)
