@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import random
 import subprocess
@@ -12,6 +13,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 import embedclf.runs.rundir  # noqa: F401  (registers ${embedclf.run_id:} for composed configs)
@@ -196,3 +199,27 @@ def net_spec(
         "head": {"hidden": list(hidden), "dropout": dropout, "standardize": standardize},
         "init": init,
     }
+
+
+def table_rows(n: int, seed: int = 0, classes=("neg", "pos")) -> list[dict]:
+    rng = random.Random(seed)
+    return [{"text": review(rng, c), "label": c} for c in classes for _ in range(n)]
+
+
+def write_table(path: Path, records: list[dict], fmt: str | None = None) -> Path:
+    """``records`` as the format ``path``'s suffix names (csv, tsv, jsonl, parquet)."""
+    fmt = fmt or path.suffix.lstrip(".")
+    if fmt in ("csv", "tsv"):
+        import csv
+
+        with open(path, "w", newline="") as file:
+            writer = csv.DictWriter(
+                file, fieldnames=list(records[0]), delimiter="\t" if fmt == "tsv" else ","
+            )
+            writer.writeheader()
+            writer.writerows(records)
+    elif fmt == "jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    elif fmt == "parquet":
+        pq.write_table(pa.Table.from_pylist(records), path)
+    return path

@@ -84,25 +84,27 @@ class FileDataset:
                 raw[split] += split_labels
             where[split] = ", ".join(map(str, paths))
         if "test" not in self.files:
-            self._carve_test(texts, raw, where)
+            carve_test(texts, raw, where, self.test_samples)
         return labelled(texts, raw, where, names=self.label_names, offset=self.label_offset), []
 
-    def _carve_test(self, texts: dict, raw: dict, where: dict) -> None:
-        n = len(raw["train"])
-        share = self.test_samples
-        n_test = round(share * n) if isinstance(share, float) and share < 1 else int(share)
-        if not 1 <= n_test < n:
-            raise ConfigError(
-                f"data.test_samples={share} holds out {n_test} of the {n} training rows; with no "
-                "data.test file give a fraction in (0, 1) or a count below the row count"
-            )
-        order = np.random.default_rng(TEST_SEED).permutation(n)
-        held, kept = np.sort(order[:n_test]), np.sort(order[n_test:])
-        texts["test"] = [texts["train"][i] for i in held]
-        raw["test"] = [raw["train"][i] for i in held]
-        texts["train"] = [texts["train"][i] for i in kept]
-        raw["train"] = [raw["train"][i] for i in kept]
-        where["test"] = f"{where['train']} (the held-out test rows)"
+
+def carve_test(texts: dict, raw: dict, where: dict, share: float) -> None:
+    """Move ``share`` of the training rows (a fraction, or a count) into a test split, in place:
+    the same rows for every seed (a fixed shuffle), before any vocabulary is fitted."""
+    n = len(raw["train"])
+    n_test = round(share * n) if isinstance(share, float) and share < 1 else int(share)
+    if not 1 <= n_test < n:
+        raise ConfigError(
+            f"data.test_samples={share} holds out {n_test} of the {n} training rows; with no "
+            "test split give a fraction in (0, 1) or a count below the row count"
+        )
+    order = np.random.default_rng(TEST_SEED).permutation(n)
+    held, kept = np.sort(order[:n_test]), np.sort(order[n_test:])
+    texts["test"] = [texts["train"][i] for i in held]
+    raw["test"] = [raw["train"][i] for i in held]
+    texts["train"] = [texts["train"][i] for i in kept]
+    raw["train"] = [raw["train"][i] for i in kept]
+    where["test"] = f"{where['train']} (the held-out test rows)"
 
 
 def source_identity(source: Path) -> object:

@@ -5,42 +5,15 @@ nothing cached from a failed read."""
 from __future__ import annotations
 
 import gzip
-import json
-import random
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
-from conftest import QUIET, compose_cfg, review, train_in_process
+from conftest import QUIET, compose_cfg, train_in_process, write_table
+from conftest import table_rows as rows
 from embedclf.data.file_datamodules import FastTextDataModule, TableDataModule
 from embedclf.util.errors import UserError
-
-
-def rows(n: int, seed: int = 0, classes=("neg", "pos")) -> list[dict]:
-    rng = random.Random(seed)
-    return [{"text": review(rng, c), "label": c} for c in classes for _ in range(n)]
-
-
-def write(path: Path, records: list[dict], fmt: str | None = None) -> Path:
-    """``records`` as the format ``path``'s suffix names."""
-    fmt = fmt or path.suffix.lstrip(".")
-    if fmt in ("csv", "tsv"):
-        import csv
-
-        with open(path, "w", newline="") as file:
-            writer = csv.DictWriter(
-                file, fieldnames=list(records[0]), delimiter="\t" if fmt == "tsv" else ","
-            )
-            writer.writeheader()
-            writer.writerows(records)
-    elif fmt == "jsonl":
-        path.write_text("".join(json.dumps(r) + "\n" for r in records))
-    elif fmt == "parquet":
-        pq.write_table(pa.Table.from_pylist(records), path)
-    return path
 
 
 def ready(dirs, cls=TableDataModule, **settings):
@@ -67,15 +40,15 @@ def refused(dirs, cls=TableDataModule, **settings) -> str:
 def test_every_format_gives_the_same_rows(suffix, dirs, tmp_path):
     train, test = rows(20), rows(5, seed=1)
     if suffix == ".csv.gz":
-        plain = write(tmp_path / "train.csv", train)
+        plain = write_table(tmp_path / "train.csv", train)
         path = tmp_path / "train.csv.gz"
         path.write_bytes(gzip.compress(plain.read_bytes()))
     else:
-        path = write(tmp_path / f"train{suffix}", train)
+        path = write_table(tmp_path / f"train{suffix}", train)
     reference = ready(
         dirs,
-        train=str(write(tmp_path / "ref.jsonl", train)),
-        test=str(write(tmp_path / "test.jsonl", test)),
+        train=str(write_table(tmp_path / "ref.jsonl", train)),
+        test=str(write_table(tmp_path / "test.jsonl", test)),
     )
     dm = ready(dirs, train=str(path), test=str(tmp_path / "test.jsonl"))
     assert dm.featurizer.classes == ["neg", "pos"]
@@ -107,8 +80,8 @@ def test_columns_joined_header_names_and_one_based_integer_labels(dirs, tmp_path
 
 
 def test_given_validation_is_used_as_given_and_the_test_carve_is_fixed(dirs, tmp_path):
-    train = str(write(tmp_path / "train.jsonl", rows(30)))
-    val = str(write(tmp_path / "val.jsonl", rows(3, seed=2)))
+    train = str(write_table(tmp_path / "train.jsonl", rows(30)))
+    val = str(write_table(tmp_path / "val.jsonl", rows(3, seed=2)))
     dm = TableDataModule(cache_dir=str(dirs["cache"]), train=train, val=val, val_samples=0.5)
     dm.prepare_data()
     dm.setup("fit")
@@ -132,14 +105,14 @@ def test_fasttext_lines(dirs, tmp_path):
 
 
 def test_bad_inputs_are_one_line_naming_the_file_and_row(dirs, tmp_path):
-    good = write(tmp_path / "good.jsonl", rows(5))
+    good = write_table(tmp_path / "good.jsonl", rows(5))
     cases: dict[str, tuple[dict, str]] = {}
 
-    path = write(tmp_path / "cols.csv", [{"sentence": "good film", "y": "pos"}] * 4)
+    path = write_table(tmp_path / "cols.csv", [{"sentence": "good film", "y": "pos"}] * 4)
     cases["missing column"] = ({"train": path}, "no column 'text', 'label'; it has 'sentence', 'y'")
-    path = write(tmp_path / "empty_text.csv", [*rows(2), {"text": "", "label": "pos"}])
+    path = write_table(tmp_path / "empty_text.csv", [*rows(2), {"text": "", "label": "pos"}])
     cases["empty text"] = ({"train": path}, "row 5 has an empty text")
-    path = write(tmp_path / "unseen.jsonl", [{"text": "good", "label": "meh"}])
+    path = write_table(tmp_path / "unseen.jsonl", [{"text": "good", "label": "meh"}])
     cases["label absent from train"] = (
         {"train": good, "test": path},
         "label 'meh' does not occur in the training rows",
@@ -177,9 +150,10 @@ def test_bad_inputs_are_one_line_naming_the_file_and_row(dirs, tmp_path):
         (tmp_path / file).write_bytes(content)
         cases[name] = ({"train": tmp_path / file}, expected)
     cases["glob matches nothing"] = ({"train": tmp_path / "nowhere" / "*.csv"}, "matches no file")
-    path = write(tmp_path / "numbers.parquet", [{"text": i, "label": "pos"} for i in range(4)])
+    numbers = [{"text": i, "label": "pos"} for i in range(4)]
+    path = write_table(tmp_path / "numbers.parquet", numbers)
     cases["text holds numbers"] = ({"train": path}, "data.text column 'text' holds int64")
-    path = write(tmp_path / "one.jsonl", [{"text": "good film", "label": "pos"}] * 3)
+    path = write_table(tmp_path / "one.jsonl", [{"text": "good film", "label": "pos"}] * 3)
     cases["one class"] = ({"train": path, "test": good}, "the training rows hold one class (pos)")
     for name, (files, expected) in cases.items():
         message = refused(dirs, **{k: str(v) for k, v in files.items()})
@@ -189,8 +163,8 @@ def test_bad_inputs_are_one_line_naming_the_file_and_row(dirs, tmp_path):
 
 
 def test_a_command_line_data_source_wins_over_the_experiments(dirs, tmp_path):
-    train = write(tmp_path / "train.csv", rows(30))
-    test = write(tmp_path / "test.csv", rows(8, seed=3))
+    train = write_table(tmp_path / "train.csv", rows(30))
+    test = write_table(tmp_path / "test.csv", rows(8, seed=3))
     cfg = compose_cfg("experiment=ngram", "data=table", output_dir=tmp_path)
     assert cfg.data._target_.endswith("TableDataModule") and cfg.data.ngrams == 2
     metrics = train_in_process(
