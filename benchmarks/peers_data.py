@@ -109,3 +109,33 @@ def load_imdb(
         pickle.dump(data, f, protocol=pickle.HIGHEST_PROTOCOL)
     tmp.replace(cache)
     return data
+
+
+def load_sentences(name: str, data_dir: Path = SHARED_DATA) -> Imdb:
+    """SST-2 (GLUE's TSV: sentence, label; train + dev for training, as the project's
+    ``data.val`` does not train) or TREC-6 (JSON lines: text, label), read with the stdlib
+    on their own; labels numbered in sorted order, as the project numbers them."""
+    import csv
+    import json
+
+    if name == "sst2":
+        splits = {}
+        for split in ("train", "test"):
+            with open(data_dir / "sst2" / f"{split}.tsv", newline="") as file:
+                rows = list(csv.DictReader(file, delimiter="\t", quoting=csv.QUOTE_NONE))
+            splits[split] = ([r["sentence"] for r in rows], [r["label"] for r in rows])
+    else:
+        splits = {}
+        for split in ("train", "test"):
+            lines = (data_dir / "trec" / f"{split}.jsonl").read_text().splitlines()
+            records = [json.loads(line) for line in lines if line.strip()]
+            splits[split] = ([r["text"] for r in records], [r["label"] for r in records])
+    classes = sorted(set(splits["train"][1]))
+    index = {c: i for i, c in enumerate(classes)}
+    (train_texts, train_labels), (test_texts, test_labels) = splits["train"], splits["test"]
+    return Imdb(
+        train_texts,
+        np.array([index[y] for y in train_labels], np.int64),
+        test_texts,
+        np.array([index[y] for y in test_labels], np.int64),
+    )

@@ -1,6 +1,6 @@
 """``make bench``: embedclf's speed and accuracy as ratios against peers measured in the same run.
 
-    python benchmarks/run.py [--data-dir DIR] [--only speed,predict,ngram,few,seed,vectors]
+    python benchmarks/run.py [--data-dir DIR] [--only speed,predict,ngram,sentences,few,...]
 
 Every figure is measured here, now, on this machine, beside its peer:
 - speed: seed_learned's training (``fit_seconds``) against a plain PyTorch loop doing the same
@@ -10,6 +10,8 @@ Every figure is measured here, now, on this machine, beside its peer:
 - predict: classifying the 25,000 test reviews from a checkpoint;
 - ngram: experiment=ngram against fastText, TF-IDF + logistic regression and NBSVM
   (benchmarks/baselines.py; ``make install-bench``);
+- sentences: ngram, bag_learned and seed_learned on SST-2 (TSV) and TREC-6 (JSON lines)
+  through data=table, against TF-IDF + logistic regression and NBSVM;
 - few: few_glove and few_indomain over seeds 0, 1, 2 against mean vectors + logistic regression;
 - seed: the book's GloVe and scratch runs over three seeds against Keras;
 - vectors: loading GloVe 6B 50-d.
@@ -213,6 +215,47 @@ def bench_ngram(env: dict[str, str], tmp: Path, archive: Path) -> None:
         line(f"  baselines: skipped ({err}); make install-bench")
 
 
+SENTENCE_SETS = {
+    "sst2": (
+        "data.train={d}/sst2/train.tsv",
+        "data.val={d}/sst2/dev.tsv",
+        "data.test={d}/sst2/test.tsv",
+        "data.text=sentence",
+    ),
+    "trec": ("data.train={d}/trec/train.jsonl", "data.test={d}/trec/test.jsonl"),
+}
+SENTENCE_EXPERIMENTS = ("ngram", "bag_learned", "seed_learned")
+
+
+def bench_sentences(env: dict[str, str], tmp: Path, data_dir: Path) -> None:
+    """Each experiment on SST-2 and TREC-6 through data=table, beside the linear baselines."""
+    line("== sentences: SST-2 (GLUE TSV) and TREC-6 (JSON lines) through data=table, seed 0")
+    for name, settings in SENTENCE_SETS.items():
+        for experiment in SENTENCE_EXPERIMENTS:
+            out = tmp / f"{name}-{experiment}"
+            args = [f"experiment={experiment}", "data=table", f"hydra.run.dir={out}"]
+            wall, [m] = train([*args, *(s.format(d=data_dir) for s in settings)], env, out)
+            line(
+                f"  {name} embedclf {experiment:12s}: test_acc {m['test_acc']:.4f}, training "
+                f"{m['fit_seconds']:.1f} s, whole command {wall:.1f} s"
+            )
+        try:
+            import warnings
+
+            import baselines
+            from peers_data import load_sentences
+
+            warnings.filterwarnings("ignore", category=FutureWarning, module="sklearn")
+
+            data = load_sentences(name, data_dir)
+            texts = (data.train_texts, data.train_labels, data.test_texts, data.test_labels)
+            for peer in (baselines.tfidf_bigrams_cv, baselines.nbsvm_one_vs_rest):
+                r = peer(*texts)
+                line(f"  {name} peer {r['name']}: test_acc {r['test_acc']:.4f}")
+        except ImportError as err:
+            line(f"  {name} peers skipped: {err} (make install-bench)")
+
+
 def bench_few(env: dict[str, str], tmp: Path, archive: Path) -> None:
     line("== few labels: 200 training reviews, seeds 0, 1, 2")
     for experiment, extra in (
@@ -313,7 +356,7 @@ def bench_vectors(tmp: Path, data_dir: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=SHARED)
-    parser.add_argument("--only", default="speed,predict,ngram,few,seed,vectors")
+    parser.add_argument("--only", default="speed,predict,ngram,sentences,few,seed,vectors")
     args = parser.parse_args()
     parts = set(args.only.split(","))
     archive = args.data_dir / "aclImdb_v1.tar.gz"
@@ -335,6 +378,8 @@ def main() -> None:
             bench_predict(speed["checkpoint"], archive, speed["test_acc"])
         if "ngram" in parts:
             bench_ngram(env, tmp, archive)
+        if "sentences" in parts:
+            bench_sentences(env, tmp, args.data_dir)
         if "few" in parts:
             bench_few(env, tmp, archive)
         if "seed" in parts:
