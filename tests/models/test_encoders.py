@@ -10,23 +10,24 @@ from conftest import net_spec
 from embedclf.models.classifier import EmbeddingClassifier
 from embedclf.models.encoders import ENCODERS, Encoder, encoder_class
 
-ORDERLESS = [kind for kind in ENCODERS if kind != "flatten"]
+# every encoder but flatten (one weight per position) ignores padding
+MASKED = [kind for kind in ENCODERS if kind != "flatten"]
 
 
 @pytest.mark.parametrize("kind", list(ENCODERS))
 def test_each_encoder_gives_out_dim_wide_vectors(kind):
     torch.manual_seed(0)
-    net = EmbeddingClassifier(net_spec(40, 7, kind=kind, dim=5))
+    net = EmbeddingClassifier(net_spec(40, 7, kind=kind, dim=8))
     assert isinstance(net.encoder, Encoder) and net.encoder.kind == kind
     vectors = net.encode(torch.randint(1, 40, (3, 7)))
     assert vectors.shape == (3, net.encoder.out_dim)
     assert net(torch.randint(1, 40, (3, 7))).shape == (3,)
 
 
-@pytest.mark.parametrize("kind", ORDERLESS)
-def test_padding_never_moves_an_orderless_encoders_logits(kind):
+@pytest.mark.parametrize("kind", MASKED)
+def test_padding_never_moves_a_masked_encoders_logits(kind):
     torch.manual_seed(0)
-    net = EmbeddingClassifier(net_spec(40, 9, 3, kind=kind, dim=5, init="torch"))
+    net = EmbeddingClassifier(net_spec(40, 9, 3, kind=kind, dim=8, init="torch")).eval()
     if kind in ("bag", "weighted_mean"):  # weights other than 1 must not make padding count
         net.encoder.feature_weight.uniform_(0.5, 2.0)
     ids = torch.tensor([[5, 9, 3, 7]])
@@ -56,7 +57,15 @@ def test_flatten_keeps_order():
 
 
 def test_the_registry_names_each_kind_once():
-    assert sorted(ENCODERS) == ["bag", "flatten", "mean", "weighted_mean"]
+    assert sorted(ENCODERS) == [
+        "bag",
+        "cnn",
+        "flatten",
+        "mean",
+        "rnn",
+        "transformer",
+        "weighted_mean",
+    ]
     assert all(encoder_class({"kind": k}).kind == k for k in ENCODERS)
     with pytest.raises(ValueError, match="encoder kind None"):
         encoder_class({})
@@ -73,3 +82,66 @@ def test_frozen_embedding_takes_no_gradient_and_init_choices_differ():
     assert torch.count_nonzero(fasttext.head[-1].weight) == 0  # fastText's head starts at zero
     with pytest.raises(ValueError, match="init must be one of"):
         EmbeddingClassifier(net_spec(30, 4, init="xavier"))
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"kind": "rnn", "cell": "gru", "bidirectional": True, "pool": "max"},
+        {"kind": "rnn", "cell": "lstm", "layers": 2, "pool": "mean"},
+        {"kind": "transformer", "positions": "sinusoidal", "pool": "cls"},
+        {"kind": "cnn", "widths": [2, 6], "filters": 5},
+    ],
+    ids=lambda s: "-".join(str(v) for v in s.values()),
+)
+def test_sequence_encoder_variants_ignore_padding_and_see_order(settings):
+    torch.manual_seed(0)
+    net = EmbeddingClassifier(net_spec(40, 9, 3, dim=8, init="torch", **settings)).eval()
+    ids = torch.tensor([[5, 9, 3], [7, 2, 0]])  # the second row shorter than a width-6 filter
+    padded = torch.cat([torch.zeros(2, 4, dtype=torch.long), ids, torch.zeros(2, 2).long()], 1)
+    torch.testing.assert_close(net(padded), net(ids), rtol=0, atol=1e-5)
+    assert net.encode(ids).shape == (2, net.encoder.out_dim)
+    assert not torch.allclose(net(torch.tensor([[3, 9, 5]])), net(ids[:1]))  # order matters
+
+
+def test_an_all_padding_row_gives_finite_logits():
+    for kind in MASKED:
+        net = EmbeddingClassifier(net_spec(40, 4, dim=8, kind=kind)).eval()
+        assert torch.isfinite(net(torch.zeros(2, 4, dtype=torch.long))).all(), kind
+
+
+def test_cnn_leaves_out_windows_of_padding_only():
+    """Windows of padding alone would score the bias: with negative filters over positive
+    vectors every real window scores below it, so counting them would show."""
+    net = EmbeddingClassifier(net_spec(10, 8, dim=4, kind="cnn", widths=[2], filters=1))
+    with torch.no_grad():
+        net.embedding.weight.uniform_(0.5, 1.0)
+        net.encoder.convs[0].weight.fill_(-1.0)
+        net.encoder.convs[0].bias.fill_(1.0)
+    ids = torch.tensor([[0, 0, 0, 0, 3, 4, 5, 0]])
+    assert float(net.encode(ids)) == 0.0  # every real window is below zero: ReLU gives 0
+    torch.testing.assert_close(net.encode(ids), net.encode(torch.tensor([[3, 4, 5]])))
+
+
+@pytest.mark.parametrize("model", ["cnn", "rnn", "transformer"])
+def test_sequence_models_train_and_their_checkpoint_predicts_alone(model, dirs, tiny_tree):
+    from conftest import SMALL, train_in_process
+    from embedclf.models.checkpoint import load_checkpoint, module_from_checkpoint
+    from embedclf.predict import Predictor
+
+    metrics = train_in_process(
+        dirs["run"],
+        "experiment=seed_learned",
+        f"model={model}",
+        *SMALL,
+        "model.net.embedding.dim=16",
+        "model.optimizer.lr=0.01",
+        f"data.root={tiny_tree}",
+    )
+    assert metrics["test_acc"] > 0.7, metrics  # the cue words are learnable
+    texts = ["great superb loved it", "awful boring", "the plot"]
+    module = module_from_checkpoint(load_checkpoint(metrics["checkpoint"]), "ckpt")
+    assert module.hparams.net["encoder"]["kind"] == model
+    with torch.no_grad():
+        expected = module.probabilities(module(torch.from_numpy(module.featurizer.encode(texts))))
+    torch.testing.assert_close(Predictor(metrics["checkpoint"]).probabilities(texts), expected)

@@ -11,10 +11,15 @@ from typing import Any
 
 from embedclf.models.encoders.bag import Bag, WeightedMean
 from embedclf.models.encoders.base import PAD_ID, Encoder
+from embedclf.models.encoders.cnn import CNN
 from embedclf.models.encoders.flatten import Flatten
 from embedclf.models.encoders.mean import Mean
+from embedclf.models.encoders.rnn import RNN
+from embedclf.models.encoders.transformer import Transformer
 
-ENCODERS: dict[str, type[Encoder]] = {cls.kind: cls for cls in (Flatten, Mean, Bag, WeightedMean)}
+ENCODERS: dict[str, type[Encoder]] = {
+    cls.kind: cls for cls in (Flatten, Mean, Bag, WeightedMean, CNN, RNN, Transformer)
+}
 
 __all__ = ["ENCODERS", "PAD_ID", "Encoder", "encoder_class"]
 

@@ -1,0 +1,49 @@
+"""``cnn``: Kim (2014)'s convolutions over the word vectors, ReLU, max over time.
+
+Each row is convolved as a wide convolution: its real words with ``width - 1`` zero vectors on
+either side, and only the windows that hold at least one real word count. So a row shorter than
+the widest filter still has windows, and padding, however much and on whichever side, never
+changes the output (padding vectors are zeroed, and all-padding windows are left out).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from embedclf.models.encoders.base import Encoder
+
+
+class CNN(Encoder):
+    kind = "cnn"
+
+    def __init__(
+        self,
+        *,
+        dim: int,
+        seq_len: int,
+        rows: int,
+        widths: Sequence[int] = (3, 4, 5),
+        filters: int = 100,
+    ) -> None:
+        super().__init__(dim=dim, seq_len=seq_len, rows=rows)
+        if not widths or any(int(w) < 1 for w in widths) or filters < 1:
+            raise ValueError(f"cnn needs filter widths >= 1 and filters >= 1, got {widths}")
+        self.widths = [int(w) for w in widths]
+        self.convs = nn.ModuleList(nn.Conv1d(dim, filters, w) for w in self.widths)
+        self.out_dim = filters * len(self.widths)
+
+    def forward(self, embedding: nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        real = mask.unsqueeze(1).to(torch.float32)  # (n, 1, L)
+        vectors = embedding(ids).transpose(1, 2) * real.to(embedding.weight.dtype)
+        pooled = []
+        for width, conv in zip(self.widths, self.convs, strict=True):
+            x = F.pad(vectors, (width - 1, width - 1))
+            has_real = F.conv1d(F.pad(real, (width - 1, width - 1)), real.new_ones(1, 1, width))
+            # ReLU outputs are >= 0: zeroing the windows without a real word leaves the max of
+            # the others (and 0 for a row with no word at all)
+            pooled.append((F.relu(conv(x)) * (has_real > 0)).amax(-1))
+        return torch.cat(pooled, dim=-1)

@@ -1,0 +1,79 @@
+"""``transformer``: a small Transformer encoder over the real words, positions counted from
+each row's first real word (so padding on either side never moves them), padding masked out
+of attention, then the masked mean or a CLS token."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from embedclf.models.encoders.base import Encoder
+from embedclf.models.encoders.sequence import left_aligned
+
+MAX_POSITIONS = 4096
+POOLS = ("mean", "cls")
+
+
+def sinusoid(positions: int, width: int) -> torch.Tensor:
+    """Vaswani et al.'s fixed position encodings, ``(positions, width)``."""
+    position = torch.arange(positions, dtype=torch.float32).unsqueeze(1)
+    scale = torch.exp(torch.arange(0, width, 2, dtype=torch.float32) * (-math.log(1e4) / width))
+    table = torch.zeros(positions, width)
+    table[:, 0::2] = torch.sin(position * scale)
+    table[:, 1::2] = torch.cos(position * scale)[:, : width // 2]
+    return table
+
+
+class Transformer(Encoder):
+    kind = "transformer"
+
+    def __init__(
+        self,
+        *,
+        dim: int,
+        seq_len: int,
+        rows: int,
+        width: int | None = None,
+        layers: int = 2,
+        heads: int = 4,
+        ff: int = 128,
+        dropout: float = 0.1,
+        positions: str = "learned",
+        pool: str = "mean",
+    ) -> None:
+        super().__init__(dim=dim, seq_len=seq_len, rows=rows)
+        width = int(width or dim)
+        if width % heads or positions not in ("learned", "sinusoidal") or pool not in POOLS:
+            raise ValueError(
+                f"transformer: width ({width}) must divide into heads ({heads}), positions "
+                f"learned or sinusoidal, pool one of {', '.join(POOLS)}"
+            )
+        self.pool = pool
+        self.project = nn.Linear(dim, width) if width != dim else nn.Identity()
+        if positions == "learned":
+            self.positions = nn.Parameter(torch.randn(MAX_POSITIONS, width) * 0.02)
+        else:
+            self.register_buffer("positions", sinusoid(MAX_POSITIONS, width))
+        self.cls = nn.Parameter(torch.zeros(1, 1, width)) if pool == "cls" else None
+        layer = nn.TransformerEncoderLayer(
+            width, heads, ff, dropout, batch_first=True, norm_first=True
+        )
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.out_dim = width
+
+    def forward(self, embedding: nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        ids, lengths = left_aligned(ids, mask)
+        longest = max(int(lengths.max()), 1) if len(lengths) else 1
+        ids = ids[:, :longest]  # the batch padded only to its longest row
+        real = torch.arange(longest, device=ids.device) < lengths.unsqueeze(1)
+        x = self.project(embedding(ids)) + self.positions[:longest]
+        if self.cls is not None:
+            x = torch.cat([self.cls.expand(len(x), -1, -1), x], 1)
+            real = torch.cat([real.new_ones(len(x), 1), real], 1)
+        hidden = self.encoder(x, src_key_padding_mask=~real)
+        if self.cls is not None:
+            return hidden[:, 0]
+        weights = real.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
