@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,8 +20,30 @@ from embedclf.util.errors import DataError, exit_on_user_error
 from embedclf.vectors.textformat import write_word2vec
 
 
-def export_vectors(checkpoint_path: str | Path, out: str | Path) -> tuple[int, int]:
+def check_output(checkpoint_path: str | Path, out: Path, force: bool = False) -> None:
+    """Refuse an output the write-then-rename would destroy or misuse: the checkpoint itself,
+    any other checkpoint (unless ``force``), or anything that is not a regular file."""
+    if not out.exists():
+        return
+    if not out.is_file():
+        raise DataError(
+            f"{out} exists and is not a regular file (a device, FIFO or folder); "
+            "give the path of a file to write"
+        )
+    if out.resolve() == Path(checkpoint_path).resolve():
+        raise DataError(f"{out} is the checkpoint being exported; give another output file")
+    if not force and zipfile.is_zipfile(out):
+        raise DataError(
+            f"{out} exists and holds a checkpoint (or another zip archive); give another output "
+            "file, or --force to replace it"
+        )
+
+
+def export_vectors(
+    checkpoint_path: str | Path, out: str | Path, force: bool = False
+) -> tuple[int, int]:
     """Write the checkpoint's word rows to ``out``; returns (words written, dimension)."""
+    check_output(checkpoint_path, Path(out), force)
     words, matrix, _ = word_rows(str(checkpoint_path))
     try:
         written = write_word2vec(Path(out), words, matrix)
@@ -42,8 +65,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("checkpoint", help="a .ckpt file written by train.py")
     parser.add_argument("out", metavar="OUT.vec", help="the file to write")
+    parser.add_argument("--force", action="store_true", help="replace an existing checkpoint")
     args = parser.parse_args(argv)
-    count, dim = export_vectors(args.checkpoint, args.out)
+    count, dim = export_vectors(args.checkpoint, args.out, args.force)
     print(f"wrote {count} word vectors of {dim} dimensions to {args.out}")
 
 

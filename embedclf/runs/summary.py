@@ -122,6 +122,11 @@ def read_run(path: Path, root: Path) -> Run:
             metrics = json.loads((path / METRICS_FILE).read_text())
         except (OSError, ValueError) as err:
             error = f"unreadable {METRICS_FILE}: {err}"
+        if not isinstance(metrics, dict) and error is None:
+            error, metrics = (
+                f"{METRICS_FILE} is a JSON {type(metrics).__name__}, not an object",
+                None,
+            )
     else:
         error = f"no {METRICS_FILE} (killed, or still running)"
     return Run(path, path.relative_to(root).as_posix(), overrides, metrics, error)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,10 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from embedclf.models.checkpoint import forget_reads
+from embedclf.runs.summary import METRICS_FILE
 from embedclf.training.build import (
     build_datamodule,
     build_model,
@@ -23,9 +26,34 @@ from embedclf.training.checkpoints import epochs_trained, scored_checkpoint
 from embedclf.training.checks import check_against_data, check_config
 from embedclf.training.reports import report_coverage, report_run
 from embedclf.training.scoring import score
+from embedclf.util.errors import ERROR_FILE, Stopped, UserError
 from embedclf.util.fileio import atomic_write_json
 
 log = logging.getLogger(__name__)
+
+
+def set_aside_results(output_dir: Path) -> None:
+    """A new run in a used directory: the earlier run's results are renamed ``*.previous``, so
+    this run is never reported with them (it writes ``metrics.json`` only when it ends)."""
+    for name in (METRICS_FILE, ERROR_FILE):
+        stale = output_dir / name
+        if stale.is_file():
+            stale.replace(stale.with_name(f"{name}.previous"))
+            log.warning("%s held an earlier run's %s: renamed %s.previous", output_dir, name, name)
+
+
+def fit(trainer: pl.Trainer, model: pl.LightningModule, datamodule: Any, resume: str | None):
+    """``trainer.fit``; a SIGTERM (which Lightning turns into a clean exit) is a stop, with
+    the checkpoint to resume from named."""
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+    except SIGTERMException:
+        try:
+            last = scored_checkpoint(trainer, "last")
+            where = f"the last checkpoint is {last}: continue with resume={last}"
+        except UserError:
+            where = "no checkpoint was written yet: start it again"
+        raise Stopped(f"stopped by SIGTERM in epoch {trainer.current_epoch}; {where}") from None
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -43,6 +71,8 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    if int(os.environ.get("RANK", "0")) == 0:
+        set_aside_results(output_dir)
 
     started = time.perf_counter()
     datamodule = build_datamodule(cfg)
@@ -58,7 +88,7 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
         report_coverage(trainer, coverage)
 
     started = time.perf_counter()
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("resume"), weights_only=True)
+    fit(trainer, model, datamodule, cfg.get("resume"))
     fit_seconds = time.perf_counter() - started
     val_acc_best = trainer.callback_metrics.get("val/acc_best")  # before validate() resets them
 
@@ -79,7 +109,7 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
         metrics["vectors_coverage"] = coverage.vocab_share
         metrics["vectors_token_coverage"] = coverage.token_share
     if trainer.is_global_zero:
-        atomic_write_json(output_dir / "metrics.json", metrics)
+        atomic_write_json(output_dir / METRICS_FILE, metrics)
         report_run(cfg, trainer, model, datamodule, metrics)
         log.info("metrics: %s", json.dumps(metrics))
     return metrics

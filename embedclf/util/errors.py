@@ -12,7 +12,7 @@ import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from embedclf.util.fileio import atomic_write_text
 
@@ -53,21 +53,36 @@ class TrainingError(UserError):
     """Training that cannot give a meaningful result (a loss that became NaN or infinite)."""
 
 
+class Stopped(UserError):
+    """A run stopped from outside (SIGTERM: SLURM's preemption, ``timeout``): never a success."""
+
+    exit_status = 143  # 128 + SIGTERM, as a shell reports a process that SIGTERM ended
+
+
 def one_line(err: BaseException) -> str:
     return " ".join(str(err).split()) or type(err).__name__
 
 
 def exit_on_user_error(func: F) -> F:
-    """Run ``func``; a :class:`UserError` becomes ``error: <message>`` and exit status 1."""
+    """Run ``func``; a :class:`UserError` becomes ``error: <message>`` and a failing exit."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except UserError as err:
-            raise SystemExit(f"error: {one_line(err)}") from None
+            fail(err)
 
     return wrapper  # type: ignore[return-value]
+
+
+def fail(err: UserError) -> NoReturn:
+    """``error: <message>`` on stderr, then the error's exit status (1 unless it says)."""
+    status = getattr(err, "exit_status", 1)
+    if status == 1:
+        raise SystemExit(f"error: {one_line(err)}") from None
+    print(f"error: {one_line(err)}", file=sys.stderr)
+    raise SystemExit(status) from None
 
 
 def hydra_task(func: F) -> F:
@@ -87,7 +102,7 @@ def hydra_task(func: F) -> F:
             message = one_line(err)
             run_dir = _multirun_job_dir()
             if run_dir is None:
-                raise SystemExit(f"error: {message}") from None
+                fail(err)
 
             atomic_write_text(run_dir / ERROR_FILE, message + "\n")
             print(f"error: {message} (job {run_dir.name}; the sweep goes on)", file=sys.stderr)

@@ -1,0 +1,120 @@
+"""Issue 18's cases: no run or file reported as good when it is not."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import QUIET, REPO, SMALL, train_in_process
+from embedclf import export
+from embedclf.runs.summary import summarize
+from embedclf.util.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory, tiny_tree) -> Path:
+    root = tmp_path_factory.mktemp("hard")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EMBEDCLF_CACHE_DIR", str(root / "cache"))
+        metrics = train_in_process(
+            root / "run", "experiment=seed_learned", *SMALL, f"data.root={tiny_tree}"
+        )
+    return Path(metrics["checkpoint"])
+
+
+def test_export_refuses_devices_fifos_and_checkpoints(checkpoint, tmp_path, capsys):
+    fifo = tmp_path / "pipe.vec"
+    os.mkfifo(fifo)
+    victim = tmp_path / "victim.ckpt"
+    shutil.copy(checkpoint, victim)
+    other = tmp_path / "other.ckpt"
+    shutil.copy(checkpoint, other)
+    device = tmp_path / "full"  # /dev/full's twin: a broken guard must not replace the real one
+    os.mknod(device, stat.S_IFCHR | 0o666, os.makedev(1, 7))
+    cases = {
+        "a device (/dev/full)": ([str(victim), str(device)], "is not a regular file"),
+        "fifo": ([str(victim), str(fifo)], "is not a regular file"),
+        "itself": ([str(victim), str(victim)], "is the checkpoint being exported"),
+        "another checkpoint": ([str(victim), str(other)], "--force to replace it"),
+    }
+    for name, (args, expected) in cases.items():
+        with pytest.raises(SystemExit) as caught:
+            export.main(args)
+        assert expected in str(caught.value.code), name
+    assert device.is_char_device() and fifo.is_fifo()
+    assert victim.read_bytes() == checkpoint.read_bytes() == other.read_bytes()  # untouched
+    export.main([str(victim), str(other), "--force"])  # asked for: replaced
+    assert other.read_text().split()[1] == "8"  # word2vec text: "N 8" (8-d embedding)
+
+
+def test_a_new_run_in_a_used_directory_never_reports_the_old_results(dirs, tiny_tree):
+    run = dirs["run"] / "reused"
+    good = train_in_process(run, "experiment=seed_learned", *SMALL, f"data.root={tiny_tree}")
+    old = json.loads((run / "metrics.json").read_text())
+    assert old["test_acc"] == good["test_acc"]
+    with pytest.raises(UserError, match="training loss became"):
+        train_in_process(
+            run,
+            "experiment=seed_learned",
+            *SMALL,
+            f"data.root={tiny_tree}",
+            "model.optimizer.lr=1e30",
+        )
+    assert not (run / "metrics.json").exists()  # the failed run left none of its own
+    assert json.loads((run / "metrics.json.previous").read_text()) == old
+    (dirs["run"] / "listed").mkdir()
+    shutil.copytree(run, dirs["run"] / "listed" / "reused")
+    hydra = dirs["run"] / "listed" / "reused" / ".hydra"  # as a train.py run holds it
+    hydra.mkdir()
+    (hydra / "overrides.yaml").write_text("- seed=0\n")
+    [listed] = summarize(dirs["run"] / "listed").runs
+    assert not listed.ok and "killed, or still running" in listed.status
+
+
+def test_summarize_reports_a_metrics_list_as_failed(tmp_path):
+    run = tmp_path / "sweep" / "seed=0"
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text("[0.9, 0.8]")
+    [found] = summarize(tmp_path / "sweep").runs
+    assert not found.ok and "is a JSON list, not an object" in found.status
+
+
+def test_sigterm_during_fit_exits_143_naming_the_checkpoint(dirs, tiny_tree, tmp_path):
+    run = tmp_path / "run"
+    env = dict(os.environ, EMBEDCLF_CACHE_DIR=str(dirs["cache"]))
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "train.py",
+            "experiment=seed_learned",
+            *SMALL,
+            *QUIET,
+            "trainer.max_epochs=100000",
+            f"data.root={tiny_tree}",
+            f"hydra.run.dir={run}",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (run / "checkpoints" / "last.ckpt").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr[-2000:]
+    last_line = stderr.strip().splitlines()[-1]
+    assert last_line.startswith("error: stopped by SIGTERM in epoch "), last_line
+    assert f"resume={run / 'checkpoints' / 'last.ckpt'}" in last_line
+    assert not (run / "metrics.json").exists()
