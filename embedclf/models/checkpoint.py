@@ -48,6 +48,8 @@ def load_checkpoint(
             "download it, check where it comes from, and give its path"
         )
     file = Path(text).expanduser()
+    if file.is_dir():
+        raise CheckpointError(f"{setting}={text} is a directory; give the path of a .ckpt file")
     if not file.is_file():
         raise CheckpointError(f"{setting}={text} does not exist; give the path of a .ckpt file")
     try:
@@ -172,7 +174,39 @@ def module_from_checkpoint(checkpoint: Mapping[str, Any], where: str) -> pl.Ligh
         reason = " ".join(str(err).split())[:160]
         raise CheckpointError(f"{where} does not fit this version's model ({reason})") from None
     module.featurizer = featurizer_of(checkpoint, where)
+    check_parts(module, where)
     return module.eval()
+
+
+def check_parts(module: EmbeddingClassifierModule, where: str) -> None:
+    """A checkpoint's parts must agree: its featurizer with its network, and every weight
+    finite. Checked once, at load, for every command that uses a checkpoint."""
+    featurizer, net, spec = module.featurizer, module.net, module.hparams.net
+    assert featurizer is not None
+    problems = []
+    if len(featurizer.vocab) < 2:
+        problems.append("its vocabulary is empty")
+    outputs = net.head[-1].out_features
+    if outputs != (1 if len(featurizer.classes) == 2 else len(featurizer.classes)):
+        problems.append(f"{len(featurizer.classes)} classes but a head of {outputs} outputs")
+    if featurizer.input_size != net.embedding.num_embeddings:
+        problems.append(
+            f"{featurizer.input_size} feature ids but {net.embedding.num_embeddings} embedding rows"
+        )
+    if spec["encoder"]["kind"] == "flatten" and featurizer.maxlen != spec["seq_len"]:
+        problems.append(f"maxlen {featurizer.maxlen} but a flatten model of {spec['seq_len']}")
+    bad = next(
+        (
+            n
+            for n, p in module.state_dict().items()
+            if p.is_floating_point() and not torch.isfinite(p).all()
+        ),
+        None,
+    )
+    if bad is not None:
+        problems.append(f"non-finite values in {bad}")
+    if problems:
+        raise CheckpointError(f"{where} is inconsistent: {'; '.join(problems)}")
 
 
 def word_rows(

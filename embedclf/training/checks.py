@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from omegaconf import DictConfig
 
 from embedclf.data.datamodule import TextFolderDataModule
@@ -16,6 +17,7 @@ from embedclf.models.checkpoint import featurizer_of, load_checkpoint
 from embedclf.models.classifier import INITS
 from embedclf.models.encoders import ENCODERS
 from embedclf.models.encoders.bag import WEIGHTINGS
+from embedclf.text.featurizer import MAX_FEATURES
 from embedclf.text.tokenizer import SIDES
 from embedclf.util.errors import ConfigError
 
@@ -70,6 +72,7 @@ def check_config(cfg: DictConfig) -> None:
         buckets = data.get("buckets", 0)
         _require(_whole(buckets) and buckets >= 1, f"data.buckets={buckets!r} must be >= 1")
     check_net(cfg.model.net)
+    check_run(cfg)
     epochs = cfg.trainer.get("max_epochs")
     _require(
         epochs is None or (_whole(epochs) and epochs >= -1),
@@ -130,9 +133,49 @@ def check_against_data(cfg: DictConfig, datamodule: TextFolderDataModule) -> Non
         path = cfg.get(setting)
         if not path or path in ("last", "best"):
             continue
-        theirs = featurizer_of(load_checkpoint(path, setting), f"{setting}={path}")
+        checkpoint = load_checkpoint(path, setting)
+        theirs = featurizer_of(checkpoint, f"{setting}={path}")
+        epochs, wanted = int(checkpoint.get("epoch", -1)) + 1, cfg.trainer.get("max_epochs")
+        _require(
+            setting != "resume" or wanted in (None, -1) or wanted > epochs,
+            f"resume={path} has trained {epochs} epochs already, and trainer.max_epochs="
+            f"{wanted} asks for no more; set trainer.max_epochs above {epochs}",
+        )
         _require(
             theirs == datamodule.featurizer,
             f"{setting}={path} was trained with another vocabulary, tokeniser or padding "
             "than this run's data settings; use the data settings it was trained with",
         )
+
+
+def check_run(cfg: DictConfig) -> None:
+    """Settings that would reach a library unchecked: a learning rate, the epoch count, the
+    device, the input length and the vectors' size."""
+    lr = cfg.model.get("optimizer", {}).get("lr")
+    _require(
+        lr is None or (isinstance(lr, int | float) and not isinstance(lr, bool) and lr > 0),
+        f"model.optimizer.lr={lr!r} must be a number above 0, e.g. model.optimizer.lr=0.001",
+    )
+    _require(
+        cfg.trainer.get("max_epochs") != 0,
+        "trainer.max_epochs=0 trains nothing; use 1 or more (or -1 for no limit)",
+    )
+    accelerator = str(cfg.trainer.get("accelerator", "cpu"))
+    _require(
+        accelerator not in ("gpu", "cuda") or torch.cuda.is_available(),
+        f"trainer.accelerator={accelerator} needs a CUDA GPU and torch sees none "
+        f"(torch {torch.__version__}); use trainer=cpu",
+    )
+    maxlen = cfg.data.get("maxlen", 1)
+    _require(
+        not _whole(maxlen) or maxlen <= MAX_FEATURES,
+        f"data.maxlen={maxlen} is above {MAX_FEATURES:,} ids a row; use a smaller maxlen",
+    )
+    vectors = cfg.get("vectors")
+    dims = vectors.get("dims") if vectors else None
+    _require(
+        not dims or vectors.get("path") or vectors.get("dim") in dims,
+        f"vectors.dim={vectors.get('dim') if vectors else None} is not a size "
+        f"{vectors.get('name') if vectors else ''} was published in; use one of "
+        f"{', '.join(map(str, dims or []))}",
+    )

@@ -15,6 +15,7 @@ from embedclf.data.datamodule import TextFolderDataModule
 from embedclf.models.recipe import EmbeddingClassifierModule
 from embedclf.training.build import build_trainer, net_spec
 from embedclf.training.checks import check_config
+from embedclf.util.errors import ConfigError
 
 CONF = REPO / "conf"
 
@@ -90,8 +91,12 @@ def test_cpu_trainers_instantiate(trainer, tmp_path):
 def test_gpu_trainers_compose(trainer, tmp_path):
     cfg = compose_cfg(f"trainer={trainer}", output_dir=tmp_path)
     assert cfg.trainer.accelerator == "gpu" and cfg.trainer._target_ == "pytorch_lightning.Trainer"
+    if not torch.cuda.is_available():  # refused at once, in one line, not by Lightning
+        with pytest.raises(ConfigError, match="needs a CUDA GPU and torch sees none"):
+            check_config(cfg)
+        return
     check_config(cfg)
-    if torch.cuda.is_available() and torch.cuda.device_count() >= cfg.trainer.devices:
+    if torch.cuda.device_count() >= cfg.trainer.devices:
         assert isinstance(build_trainer(cfg), pl.Trainer)
 
 

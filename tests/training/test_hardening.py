@@ -245,6 +245,13 @@ def bad_files(tmp_path, trained) -> dict[str, Path]:
             r"model\.net\.encoder\.kind='max' must be one of flatten, mean",
         ),
         ("+trainer.precision=16-mixed", r"trainer\.precision=16-mixed scales the loss"),
+        ("model.optimizer.lr=-0.1", r"model\.optimizer\.lr=-0\.1 must be a number above 0"),
+        ("trainer.max_epochs=0", r"trainer\.max_epochs=0 trains nothing"),
+        ("data.maxlen=1000000000", r"data\.maxlen=1000000000 is above 1,048,576 ids a row"),
+        (
+            "experiment=seed_glove vectors.dim=7",
+            r"vectors\.dim=7 is not a size glove\.6B\.7d was published in; use one of 50, 100",
+        ),
         ("trainer.max_epochs=two", r"trainer\.max_epochs='two' must be a whole number"),
         ("data.val_samples=0 ckpt_path=best", r"ckpt_path=best needs a validation split"),
     ],

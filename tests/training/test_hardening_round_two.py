@@ -118,3 +118,57 @@ def test_sigterm_during_fit_exits_143_naming_the_checkpoint(dirs, tiny_tree, tmp
     assert last_line.startswith("error: stopped by SIGTERM in epoch "), last_line
     assert f"resume={run / 'checkpoints' / 'last.ckpt'}" in last_line
     assert not (run / "metrics.json").exists()
+
+
+def test_checkpoints_whose_parts_disagree_are_refused_at_load(checkpoint, tmp_path, capsys):
+    import torch
+
+    from embedclf import predict
+
+    def crafted(name: str, change) -> str:
+        data = torch.load(checkpoint, weights_only=True)
+        change(data)
+        path = tmp_path / f"{name}.ckpt"
+        torch.save(data, path)
+        return str(path)
+
+    def nan_weight(data):
+        data["state_dict"]["net.head.0.weight"][0, 0] = float("nan")
+
+    cases = {
+        "classes": (
+            lambda d: d["text_featurizer"].update(classes=["a", "b", "c"]),
+            "3 classes but a head of 1 outputs",
+        ),
+        "maxlen": (
+            lambda d: d["text_featurizer"].update(maxlen=100),
+            "maxlen 100 but a flatten model of 40",
+        ),
+        "ids": (
+            lambda d: d["text_featurizer"].update(vocab=[*d["text_featurizer"]["vocab"], "zz"]),
+            "feature ids but",
+        ),
+        "nan": (nan_weight, "non-finite values in net.head.0.weight"),
+        "empty": (lambda d: d["text_featurizer"].update(vocab=[""]), "its vocabulary is empty"),
+    }
+    texts = tmp_path / "texts.txt"
+    texts.write_text("good film\n")
+    for name, (change, expected) in cases.items():
+        with pytest.raises(SystemExit) as caught:
+            predict.main([crafted(name, change), str(texts)])
+        message = str(caught.value.code)
+        assert "is inconsistent" in message and expected in message, (name, message)
+        assert capsys.readouterr().out == ""
+    with pytest.raises(SystemExit, match=r"is a directory; give the path of a \.ckpt file"):
+        predict.main([str(tmp_path), str(texts)])
+
+
+def test_resume_with_nothing_left_to_train_says_so(checkpoint, dirs, tiny_tree):
+    with pytest.raises(UserError, match=r"has trained 3 epochs already, and trainer\.max_epochs=3"):
+        train_in_process(
+            dirs["run"],
+            "experiment=seed_learned",
+            *SMALL,
+            f"data.root={tiny_tree}",
+            f"resume={checkpoint}",
+        )
