@@ -362,6 +362,7 @@ class TextFolderDataModule(TextDataModule):
         root: a folder laid out like aclImdb; ``None`` finds or downloads ``archive``.
         archive, urls, sha256: the archive's file name (or path), mirrors and checksum.
         data_dir: overrides ``$EMBEDCLF_DATA_DIR``.
+        follow_links: read text files that link out of ``root`` (refused otherwise).
         **common: :class:`TextDataModule`'s settings.
     """
 
@@ -373,6 +374,7 @@ class TextFolderDataModule(TextDataModule):
         urls: Sequence[str] = (),
         sha256: str | None = None,
         data_dir: str | None = None,
+        follow_links: bool = False,
         **common: Any,
     ) -> None:
         urls = list(urls)  # not a ListConfig: checkpoints must load with weights_only=True
@@ -387,5 +389,6 @@ class TextFolderDataModule(TextDataModule):
                 urls=hp.urls,
                 sha256=hp.sha256,
                 data_dir=hp.data_dir,
-            )
+            ),
+            follow_links=bool(hp.follow_links),
         )

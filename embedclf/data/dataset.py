@@ -36,15 +36,17 @@ class FolderDataset:
     """``DIR/{train,test}/<class>/*.txt``, a folder or an archive of one (aclImdb)."""
 
     path: Path
+    follow_links: bool = False  # read files that link out of the folder (data.follow_links)
 
     def __str__(self) -> str:
         return str(self.path)
 
     def identity(self) -> object:
-        return source_identity(self.path)
+        identity = source_identity(self.path)
+        return {"folder": identity, "follow_links": True} if self.follow_links else identity
 
     def read(self, *, unlabelled: bool = False) -> tuple[LabelledTexts, list[str]]:
-        return read_dataset(self.path, unlabelled=unlabelled)
+        return read_dataset(self.path, unlabelled=unlabelled, follow_links=self.follow_links)
 
 
 @dataclass(frozen=True)

@@ -118,7 +118,7 @@ def _stop(signum: int, frame: object) -> None:
     raise SystemExit(1)
 
 
-def _build_quietly(source: Path, path: Path, filters: str, lower: bool) -> None:
+def _build_quietly(source: TextDataset, path: Path, filters: str, lower: bool) -> None:
     """The child's whole life: build, and never let an error out (the run reports it).
 
     A parent that exits early (a config error) terminates its daemonic child: SIGTERM then
@@ -152,7 +152,7 @@ def start_building(data: Mapping[str, Any]) -> BaseProcess | None:
     ):
         return None
     try:
-        source = sources.find_dataset(
+        found = sources.find_dataset(
             root=data.get("root"),
             archive=data["archive"],
             urls=[],
@@ -160,6 +160,7 @@ def start_building(data: Mapping[str, Any]) -> BaseProcess | None:
             data_dir=data.get("data_dir"),
             download=False,
         )
+        source = FolderDataset(found, follow_links=bool(data.get("follow_links", False)))
         # as given, not converted: the key must be the one the data module computes
         filters, lower = data.get("filters", KERAS_FILTERS), data.get("lower", True)
         path = cache_path(source, filters=filters, lower=lower, cache_dir=data.get("cache_dir"))

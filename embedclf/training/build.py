@@ -60,6 +60,7 @@ def pretrained_embedding(
         sha256=v.get("sha256"),
         data_dir=cfg.paths.data_dir,
         cache_dir=cache_dir(cfg.paths.cache_dir),
+        trust_header=bool(v.get("trust_header", True)),
     )
     if v.get("dim") and vectors.dim != v.dim:
         raise VectorsError(

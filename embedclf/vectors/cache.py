@@ -182,7 +182,9 @@ def _open_lines(path: Path, member: str | None) -> Iterator[Iterator[str]]:
             yield _decoded(raw)
 
 
-def load_vectors(path: Path, *, member: str | None = None, cache_dir: Path) -> Vectors:
+def load_vectors(
+    path: Path, *, member: str | None = None, cache_dir: Path, trust_header: bool = True
+) -> Vectors:
     """Load word vectors from text, zipped text (one member) or gzipped text, via a cache.
 
     ``path`` is a ``.zip`` (``member`` is read by streaming, nothing is extracted; it may be
@@ -209,7 +211,7 @@ def load_vectors(path: Path, *, member: str | None = None, cache_dir: Path) -> V
     log.info("parsing %s into the cache %s", source, Path(cache_dir) / key)
     try:
         with _open_lines(path, member) as lines:
-            vectors = parse_text_vectors(lines, source=source)
+            vectors = parse_text_vectors(lines, source=source, trust_header=trust_header)
     except (OSError, EOFError, zlib.error, zipfile.BadZipFile) as err:
         raise VectorsError(f"{source} is truncated or corrupt ({err}); download it again") from None
     meta = {

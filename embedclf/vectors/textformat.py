@@ -122,7 +122,9 @@ def _word_end(text: str, dim: int, where: str) -> int:
     return cut
 
 
-def parse_text_vectors(lines: Iterable[str], *, source: str = "<text>") -> Vectors:
+def parse_text_vectors(
+    lines: Iterable[str], *, source: str = "<text>", trust_header: bool = True
+) -> Vectors:
     """Parse word vectors in text format: ``word v1 ... vd`` a line.
 
     Reads every published GloVe set (6B, 42B, 840B, Twitter) and word2vec/fastText ``.vec``
@@ -176,6 +178,12 @@ def parse_text_vectors(lines: Iterable[str], *, source: str = "<text>") -> Vecto
     if not words:
         raise VectorsError(f"{source}: no word vectors found")
     if expected_count is not None and expected_count != len(words):
+        if trust_header:  # a file cut short at a line boundary reads as fewer rows
+            raise VectorsError(
+                f"{source}: its header announces {expected_count} vectors but it holds "
+                f"{len(words)}: it may be cut short, so download it again (or set "
+                "vectors.trust_header=false to use the rows it has)"
+            )
         log.warning("%s: header announces %d vectors, found %d", source, expected_count, len(words))
     matrix = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
     check_finite(words, matrix, source)

@@ -236,3 +236,17 @@ def test_a_checkpoints_featurizer_decides_the_ids_and_another_is_refused(dirs, t
     other = ready(make(root=str(tiny_tree), maxlen=7))
     with pytest.raises(DataError, match="another vocabulary, padding"):
         other.use_featurizer(dm.featurizer)
+
+
+def test_links_out_of_the_dataset_are_refused_unless_followed(dirs, tmp_path, tiny_tree):
+    import shutil
+
+    root = tmp_path / "tree"
+    shutil.copytree(tiny_tree, root)
+    outside = tmp_path / "secret.txt"
+    outside.write_text("root bash nologin")
+    (root / "train" / "pos" / "zz_link.txt").symlink_to(outside)
+    with pytest.raises(DataError, match=r"links out of the dataset .* data\.follow_links=true"):
+        ready(make(root=str(root)))
+    followed = ready(make(root=str(root), follow_links=True))
+    assert "nologin" in followed.featurizer.vocab

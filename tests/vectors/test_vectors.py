@@ -473,3 +473,16 @@ def test_packaged_glove_6b_50d(tmp_path):
         first = parse_text_vectors([text.readline().decode("utf-8")])
     assert first.words == ["the"]
     np.testing.assert_array_equal(vectors.matrix[vectors.lookup()["the"]], first.matrix[0])
+
+
+def test_a_file_cut_short_against_its_header_is_refused_unless_told(tmp_path):
+    """A word2vec file cut at a line boundary parses cleanly: only its header can tell."""
+    rows = [f"w{i} {i}.0 {i}.5" for i in range(10)]
+    cut = tmp_path / "cut.vec"
+    cut.write_text("10 2\n" + "\n".join(rows[:4]) + "\n")
+    with pytest.raises(
+        VectorsError, match=r"announces 10 vectors but it holds 4: .*vectors\.trust_header=false"
+    ):
+        load_vectors(cut, cache_dir=tmp_path / "cache")
+    vectors = load_vectors(cut, cache_dir=tmp_path / "cache", trust_header=False)
+    assert len(vectors.words) == 4

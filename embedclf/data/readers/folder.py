@@ -101,29 +101,43 @@ def read_archive(archive: Path, *, unlabelled: bool = False) -> tuple[LabelledTe
     return texts, [unsup[file] for file in sorted(unsup)]
 
 
-def _folder_files(folder: Path) -> dict[str, str]:
+def _folder_files(folder: Path, root: Path, follow_links: bool) -> dict[str, str]:
     out = {}
+    inside = root.resolve()
     for path in sorted(folder.glob("*.txt")):
         if not path.is_file():
             what = "a broken link" if path.is_symlink() else "not a file"
             raise DataError(f"{path} is {what}; data.root must hold text files only: remove it")
+        target = path.resolve()
+        if not follow_links and not target.is_relative_to(inside):
+            raise DataError(
+                f"{path} links out of the dataset (to {target}); remove the link, or set "
+                "data.follow_links=true to read what it points to"
+            )
         out[path.name] = _decode(path.read_bytes(), str(path))
     return out
 
 
-def read_folder(root: Path, *, unlabelled: bool = False) -> tuple[LabelledTexts, list[str]]:
-    """The labelled texts of a dataset folder, and its ``train/unsup`` texts if asked."""
+def read_folder(
+    root: Path, *, unlabelled: bool = False, follow_links: bool = False
+) -> tuple[LabelledTexts, list[str]]:
+    """The labelled texts of a dataset folder, and its ``train/unsup`` texts if asked. Files
+    that link out of ``root`` are refused unless ``follow_links``."""
     files: dict[tuple[str, str], dict[str, str]] = {}
     for split in ("train", "test"):
         for folder in sorted(p for p in (root / split).iterdir() if p.is_dir()):
             if folder.name != UNLABELLED or split != "train":
-                files[split, folder.name] = _folder_files(folder)
+                files[split, folder.name] = _folder_files(folder, root, follow_links)
     unsup_dir = root / "train" / UNLABELLED
-    unsup = _folder_files(unsup_dir) if unlabelled and unsup_dir.is_dir() else {}
+    unsup = (
+        _folder_files(unsup_dir, root, follow_links) if unlabelled and unsup_dir.is_dir() else {}
+    )
     return _assemble(files, str(root), ("train", "test")), [unsup[f] for f in sorted(unsup)]
 
 
-def read_dataset(source: Path, *, unlabelled: bool = False) -> tuple[LabelledTexts, list[str]]:
+def read_dataset(
+    source: Path, *, unlabelled: bool = False, follow_links: bool = False
+) -> tuple[LabelledTexts, list[str]]:
     if source.is_file():
         return read_archive(source, unlabelled=unlabelled)
-    return read_folder(source, unlabelled=unlabelled)
+    return read_folder(source, unlabelled=unlabelled, follow_links=follow_links)
