@@ -17,13 +17,14 @@ batch at a time under ``torch.inference_mode``, without a Lightning Trainer.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from tqdm import tqdm
 
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     import torch
 
 DEFAULT_BATCH_SIZE = 1024
+MAX_TEXT_BYTES = 10 << 20  # a text (a line, or a --dir file) longer than this is refused
 
 
 class Predictor:
@@ -95,7 +97,7 @@ def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
 # -- reading the input -----------------------------------------------------------------------
 def _decode(raw: bytes, where: str) -> str:
     try:
-        return raw.decode("utf-8-sig")  # a leading byte-order mark is not part of the text
+        return raw.decode("utf-8")
     except UnicodeDecodeError as err:
         raise DataError(
             f"{where} is not UTF-8 text ({err.reason} at byte {err.start}); "
@@ -103,26 +105,58 @@ def _decode(raw: bytes, where: str) -> str:
         ) from None
 
 
-def _read_bytes(path: Path) -> bytes:
+def _read_bytes(path: Path, limit: int = MAX_TEXT_BYTES) -> bytes:
+    """A whole file of at most ``limit`` bytes (a text of --dir)."""
     try:
-        return path.read_bytes()
+        with open(path, "rb") as file:
+            raw = file.read(limit + 1)
     except OSError as err:
         raise DataError(f"cannot read {path}: {err.strerror}; give a readable text file") from None
+    if len(raw) > limit:
+        raise DataError(f"{path} is over {limit:,} bytes; --max-bytes N to allow longer texts")
+    return raw
 
 
-def line_texts(files: Sequence[str]) -> Iterator[tuple[dict[str, Any], str]]:
+def _raw_lines(stream: BinaryIO, name: str, limit: int) -> Iterator[bytes]:
+    """The lines of ``stream``, read in bounded chunks; none may be over ``limit`` bytes
+    (``/dev/zero`` is refused at once instead of filling the memory)."""
+    pending = b""
+    while chunk := stream.read(1 << 20):
+        *lines, pending = (pending + chunk).split(b"\n")
+        for line in [*lines, pending]:
+            if len(line) > limit:
+                raise DataError(
+                    f"{name} has a line over {limit:,} bytes; --max-bytes N to allow longer texts"
+                )
+        yield from lines
+    if pending:
+        yield pending
+
+
+def line_texts(
+    files: Sequence[str], limit: int = MAX_TEXT_BYTES
+) -> Iterator[tuple[dict[str, Any], str]]:
     """Non-blank lines of each file in turn, or of stdin when ``files`` is empty."""
     sources: list[tuple[str, Path | None]] = [(f, Path(f)) for f in files] or [("stdin", None)]
     for name, path in sources:
-        raw = sys.stdin.buffer.read() if path is None else _read_bytes(path)
-        # only "\n" ends a text: splitlines() would also split at U+0085, U+2028, ...
-        for line in _decode(raw, name).split("\n"):
-            line = line.removesuffix("\r")
-            if line.strip():
-                yield {}, line
+        try:
+            stream = sys.stdin.buffer if path is None else open(path, "rb")  # noqa: SIM115
+        except OSError as err:
+            raise DataError(
+                f"cannot read {path}: {err.strerror}; give a readable text file"
+            ) from None
+        with stream if path is not None else contextlib.nullcontext(stream):
+            # only "\n" ends a text: splitlines() would also split at U+0085, U+2028, ...
+            for number, raw in enumerate(_raw_lines(stream, name, limit), 1):
+                line = _decode(raw, f"{name} line {number}" if number > 1 else name)
+                if number == 1:  # a leading byte-order mark is not part of the text
+                    line = line.removeprefix("\ufeff")
+                line = line.removesuffix("\r")
+                if line.strip():
+                    yield {}, line
 
 
-def folder_texts(folder: str) -> Iterator[tuple[dict[str, Any], str]]:
+def folder_texts(folder: str, limit: int = MAX_TEXT_BYTES) -> Iterator[tuple[dict[str, Any], str]]:
     """(path, text) of every ``*.txt`` file under ``folder``, in sorted path order."""
     root = Path(folder)
     if not root.is_dir():
@@ -131,7 +165,7 @@ def folder_texts(folder: str) -> Iterator[tuple[dict[str, Any], str]]:
     if not paths:
         raise DataError(f"--dir {folder} holds no *.txt file")
     for path in paths:
-        yield {"path": str(path)}, _decode(_read_bytes(path), str(path))
+        yield {"path": str(path)}, _decode(_read_bytes(path, limit), str(path))
 
 
 def table_texts(
@@ -177,6 +211,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="--table: columns copied into each output line, comma-separated (e.g. id)",
     )
     parser.add_argument(
+        "--max-bytes",
+        type=int,
+        default=MAX_TEXT_BYTES,
+        metavar="N",
+        help=f"refuse a text (a line, or a --dir file) over N bytes (default {MAX_TEXT_BYTES:,})",
+    )
+    parser.add_argument(
         "--batch-size",
         type=int,
         default=DEFAULT_BATCH_SIZE,
@@ -209,9 +250,9 @@ def run(argv: Sequence[str] | None = None) -> None:
         keep = [name for name in args.keep.split(",") if name]
         texts = table_texts(args.table, args.column, keep)
     elif args.dir is not None:
-        texts = folder_texts(args.dir)
+        texts = folder_texts(args.dir, args.max_bytes)
     else:
-        texts = line_texts(args.files)
+        texts = line_texts(args.files, args.max_bytes)
     count = 0
     # a progress bar on stderr when it is a terminal: large inputs take a while
     with tqdm(desc="classifying", unit=" texts", disable=None, file=sys.stderr) as progress:

@@ -129,7 +129,16 @@ def read_run(path: Path, root: Path) -> Run:
             )
     else:
         error = f"no {METRICS_FILE} (killed, or still running)"
+    if metrics is not None and error is None:
+        wrong = next((k for k in RUN_METRICS if not _plain_number(metrics.get(k))), None)
+        if wrong is not None:
+            error = f"{METRICS_FILE}: {wrong} is {metrics[wrong]!r}, not a number"
     return Run(path, path.relative_to(root).as_posix(), overrides, metrics, error)
+
+
+def _plain_number(value: Any) -> bool:
+    """None (not measured) or a number, never a string or a bool dressed as one."""
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
 
 
 def differing_keys(runs: Sequence[Run]) -> list[str]:

@@ -87,7 +87,7 @@ def test_cpu_trainers_instantiate(trainer, tmp_path):
     assert logger.log_dir.startswith(str(tmp_path))
 
 
-@pytest.mark.parametrize("trainer", ["gpu", "ddp", "ddp_spawn"])
+@pytest.mark.parametrize("trainer", ["gpu", "gpu_amp", "ddp", "ddp_spawn"])
 def test_gpu_trainers_compose(trainer, tmp_path):
     cfg = compose_cfg(f"trainer={trainer}", output_dir=tmp_path)
     assert cfg.trainer.accelerator == "gpu" and cfg.trainer._target_ == "pytorch_lightning.Trainer"

@@ -80,12 +80,15 @@ def test_a_new_run_in_a_used_directory_never_reports_the_old_results(dirs, tiny_
     assert not listed.ok and "killed, or still running" in listed.status
 
 
-def test_summarize_reports_a_metrics_list_as_failed(tmp_path):
-    run = tmp_path / "sweep" / "seed=0"
-    run.mkdir(parents=True)
-    (run / "metrics.json").write_text("[0.9, 0.8]")
-    [found] = summarize(tmp_path / "sweep").runs
-    assert not found.ok and "is a JSON list, not an object" in found.status
+def test_summarize_reports_malformed_metrics_as_failed(tmp_path):
+    for name, text in (("list", "[0.9, 0.8]"), ("string", '{"test_acc": "0.9", "epochs": 3}')):
+        run = tmp_path / name / "seed=0"
+        run.mkdir(parents=True)
+        (run / "metrics.json").write_text(text)
+    [listed] = summarize(tmp_path / "list").runs
+    assert not listed.ok and "is a JSON list, not an object" in listed.status
+    [stringly] = summarize(tmp_path / "string").runs
+    assert not stringly.ok and "test_acc is '0.9', not a number" in stringly.status
 
 
 def test_sigterm_during_fit_exits_143_naming_the_checkpoint(dirs, tiny_tree, tmp_path):
@@ -172,3 +175,19 @@ def test_resume_with_nothing_left_to_train_says_so(checkpoint, dirs, tiny_tree):
             f"data.root={tiny_tree}",
             f"resume={checkpoint}",
         )
+
+
+def test_predict_reads_bounded_chunks_and_refuses_endless_lines(checkpoint, tmp_path, capsys):
+    from embedclf import predict
+
+    started = time.monotonic()
+    with pytest.raises(SystemExit) as caught:
+        predict.main([str(checkpoint), "/dev/zero"])  # never a newline: refused, not read on
+    assert "/dev/zero has a line over 10,485,760 bytes" in str(caught.value.code)
+    assert time.monotonic() - started < 30
+    texts = tmp_path / "texts.txt"
+    texts.write_text("good film\n" + "great " * 10 + "\n")
+    with pytest.raises(SystemExit, match=r"has a line over 20 bytes; --max-bytes N"):
+        predict.main([str(checkpoint), str(texts), "--max-bytes", "20"])
+    predict.main([str(checkpoint), str(texts), "--max-bytes", "100"])
+    assert len(capsys.readouterr().out.splitlines()) == 2
