@@ -21,7 +21,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from embedclf.util.errors import ConfigError, hydra_task
+from embedclf.util.errors import ConfigError, hydra_task, run_hydra
 from embedclf.util.fileio import atomic_write_json
 from embedclf.util.startup import quick_imports
 
@@ -84,4 +84,4 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    main()
+    run_hydra(main)

@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 
 from embedclf.training.build import build_datamodule, pretrained_embedding
 from embedclf.training.checks import check_config
-from embedclf.util.errors import hydra_task
+from embedclf.util.errors import hydra_task, run_hydra
 
 log = logging.getLogger(__name__)
 
@@ -42,4 +42,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_hydra(main)

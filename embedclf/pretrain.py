@@ -14,7 +14,7 @@ import hydra
 from omegaconf import DictConfig
 
 from embedclf.training.build import for_config
-from embedclf.util.errors import ConfigError, hydra_task
+from embedclf.util.errors import ConfigError, hydra_task, run_hydra
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="pretrain")
@@ -29,4 +29,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_hydra(main)

@@ -9,6 +9,7 @@ a bug and keeps its traceback.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -109,6 +110,34 @@ def hydra_task(func: F) -> F:
             return float("nan")
 
     return wrapper  # type: ignore[return-value]
+
+
+def run_hydra(main: Callable[[], Any]) -> None:
+    """Run a ``@hydra.main`` command; a config Hydra cannot compose (an unknown experiment, a
+    key that is not in the config, a malformed override) is one ``error:`` line, exit 1.
+
+    Hydra prints such errors over many lines with advice about ``HYDRA_FULL_ERROR``; with that
+    variable set it raises them instead, and here they are put in one line."""
+    from hydra.errors import HydraException  # lazy: Hydra is the command's, not this module's
+
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    try:
+        main()
+    except HydraException as err:
+        print(f"error: {composition_message(err)}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def composition_message(err: BaseException) -> str:
+    """Hydra's message in one line: the choices it lists joined with commas."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith(("full_key:", "object_type="))]
+    if "Config search path:" in lines:  # where Hydra looked: not what the user can change
+        lines = lines[: lines.index("Config search path:")]
+    for index, line in enumerate(lines):
+        if line.startswith("Available options"):
+            return f"{lines[0]}; {line} {', '.join(lines[index + 1 :])}"
+    return " ".join(lines) or type(err).__name__
 
 
 def _multirun_job_dir() -> Path | None:

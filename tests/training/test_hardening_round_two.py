@@ -191,3 +191,22 @@ def test_predict_reads_bounded_chunks_and_refuses_endless_lines(checkpoint, tmp_
         predict.main([str(checkpoint), str(texts), "--max-bytes", "20"])
     predict.main([str(checkpoint), str(texts), "--max-bytes", "100"])
     assert len(capsys.readouterr().out.splitlines()) == 2
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("experiment=does_not_exist", "Could not find 'experiment/does_not_exist'; Available"),
+        ("foo=1", "Could not override 'foo'. To append to your config use +foo=1"),
+        ("data.foo=1", "Could not override 'data.foo'"),
+    ],
+)
+def test_a_config_hydra_cannot_compose_is_one_line(override, expected):
+    from conftest import run_script
+
+    result = run_script([override])
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines
+    if "Available" in expected:
+        assert "seed_learned, seed_scratch, sentence_cnn" in lines[0]  # the choices, listed
