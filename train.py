@@ -11,7 +11,7 @@ import hydra
 from omegaconf import DictConfig
 
 from embedclf.runs import rundir, sweeps  # noqa: F401  (register the run and job dir resolvers)
-from embedclf.util.errors import hydra_task, run_hydra
+from embedclf.util.cli import hydra_task, run_hydra
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

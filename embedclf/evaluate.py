@@ -21,7 +21,8 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from embedclf.util.errors import ConfigError, hydra_task, run_hydra
+from embedclf.util.cli import hydra_task, run_hydra
+from embedclf.util.errors import ConfigError
 from embedclf.util.fileio import atomic_write_json
 from embedclf.util.startup import quick_imports
 

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from embedclf.models.checkpoint import word_rows
-from embedclf.util.errors import DataError, exit_on_user_error
+from embedclf.util.cli import exit_on_user_error
+from embedclf.util.errors import DataError
 from embedclf.vectors.textformat import write_word2vec
 
 

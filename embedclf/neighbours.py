@@ -16,7 +16,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from embedclf.models.checkpoint import word_rows
-from embedclf.util.errors import DataError, exit_on_user_error
+from embedclf.util.cli import exit_on_user_error
+from embedclf.util.errors import DataError
 
 
 def nearest(

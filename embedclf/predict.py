@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from tqdm import tqdm
 
 from embedclf.data.readers.table import Columns, expand, format_of, iter_texts
-from embedclf.util.errors import DataError, exit_on_user_error
+from embedclf.util.cli import exit_on_user_error
+from embedclf.util.errors import DataError
 from embedclf.util.startup import quick_imports
 
 if TYPE_CHECKING:

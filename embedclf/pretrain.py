@@ -14,7 +14,8 @@ import hydra
 from omegaconf import DictConfig
 
 from embedclf.training.build import for_config
-from embedclf.util.errors import ConfigError, hydra_task, run_hydra
+from embedclf.util.cli import hydra_task, run_hydra
+from embedclf.util.errors import ConfigError
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="pretrain")

@@ -29,7 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from embedclf.models.encoders import PAD_ID, encoder_class
+from embedclf.models.encoders import encoder_class
+from embedclf.models.encoders.base import PAD_ID
 
 INITS = ("keras", "fasttext", "torch")
 

@@ -14,6 +14,7 @@ process ids mean nothing here).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import secrets
@@ -22,6 +23,8 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
+
+from embedclf.util.errors import DataError
 
 
 def _host() -> str:
@@ -68,6 +71,27 @@ def glob_escape(text: str) -> str:
     return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
+# a full, read-only or forbidden place to write: the user's to fix, said in one line
+DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def _disk_message(final: Path, err: OSError, written: int) -> str:
+    where = final.parent
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        free = shutil.disk_usage(where).free
+        return (
+            f"cannot write {final}: no space left ({free / 1e6:,.0f} MB free in {where}, "
+            f"{max(written, 1) / 1e6:,.1f} MB or more needed); free some, or choose another "
+            "directory (paths.cache_dir, hydra.run.dir)"
+        )
+    return (
+        f"cannot write {final}: {err.strerror} ({where} is read-only or not yours); choose a "
+        "writable directory (paths.cache_dir, hydra.run.dir)"
+    )
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
     """Open a temporary sibling of ``path`` for writing; rename it over ``path`` on success.
@@ -79,18 +103,27 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]
     if "w" not in mode:
         raise ValueError(f"atomic_write needs a write mode, got {mode!r}")
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_staging(final)
-    tmp = staging_path(final)
+    written = 0
     try:
-        encoding = None if "b" in mode else "utf-8"
-        with open(tmp, mode, encoding=encoding) as file:
-            yield file
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_staging(final)
+        tmp = staging_path(final)
+        try:
+            encoding = None if "b" in mode else "utf-8"
+            with open(tmp, mode, encoding=encoding) as file:
+                try:
+                    yield file
+                finally:
+                    written = file.tell()
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+    except OSError as err:
+        if err.errno not in DISK_ERRORS:
+            raise
+        raise DataError(_disk_message(final, err, written)) from None
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -210,3 +210,35 @@ def test_a_config_hydra_cannot_compose_is_one_line(override, expected):
     assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines
     if "Available" in expected:
         assert "seed_learned, seed_scratch, sentence_cnn" in lines[0]  # the choices, listed
+
+
+def _failing_fsync(monkeypatch, code: int, suffix: str = "") -> None:
+    """``os.fsync`` of files whose name ends with ``suffix`` fails as a full (or read-only)
+    disk would; the others are synced."""
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        if os.readlink(f"/proc/self/fd/{fd}").split(".tmp")[0].endswith(suffix):
+            raise OSError(code, os.strerror(code))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+
+
+def test_a_full_or_read_only_disk_is_one_line_naming_the_path(dirs, tiny_tree, monkeypatch):
+    import errno
+
+    from embedclf.data.datamodule import TextFolderDataModule
+
+    _failing_fsync(monkeypatch, errno.ENOSPC)
+    data = TextFolderDataModule(root=str(tiny_tree), cache_dir=str(dirs["cache"]))
+    with pytest.raises(UserError) as caught:
+        data.prepare_data()
+    message = str(caught.value)
+    assert "no space left" in message and str(dirs["cache"]) in message and "MB free" in message
+    assert not [p for p in Path(dirs["cache"]).rglob("*") if p.is_file() and "lock" not in p.name]
+    monkeypatch.undo()
+    _failing_fsync(monkeypatch, errno.EROFS, suffix=".ckpt")
+    with pytest.raises(UserError, match=r"cannot write .*\.ckpt: Read-only file system"):
+        train_in_process(dirs["run"], "experiment=seed_learned", *SMALL, f"data.root={tiny_tree}")
+    assert not list((dirs["run"] / "checkpoints").glob("*.ckpt"))
