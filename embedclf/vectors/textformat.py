@@ -122,6 +122,17 @@ def _word_end(text: str, dim: int, where: str) -> int:
     return cut
 
 
+def _count_mismatch(source: str, expected: int, found: int, trust_header: bool) -> None:
+    """A file cut short at a line boundary parses cleanly: only its header can tell."""
+    if trust_header:
+        raise VectorsError(
+            f"{source}: its header announces {expected} vectors but it holds {found}: it may be "
+            "cut short, so download it again (or set vectors.trust_header=false to use the rows "
+            "it has)"
+        )
+    log.warning("%s: header announces %d vectors, found %d", source, expected, found)
+
+
 def parse_text_vectors(
     lines: Iterable[str], *, source: str = "<text>", trust_header: bool = True
 ) -> Vectors:
@@ -178,13 +189,7 @@ def parse_text_vectors(
     if not words:
         raise VectorsError(f"{source}: no word vectors found")
     if expected_count is not None and expected_count != len(words):
-        if trust_header:  # a file cut short at a line boundary reads as fewer rows
-            raise VectorsError(
-                f"{source}: its header announces {expected_count} vectors but it holds "
-                f"{len(words)}: it may be cut short, so download it again (or set "
-                "vectors.trust_header=false to use the rows it has)"
-            )
-        log.warning("%s: header announces %d vectors, found %d", source, expected_count, len(words))
+        _count_mismatch(source, expected_count, len(words), trust_header)
     matrix = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
     check_finite(words, matrix, source)
     return Vectors(words=words, matrix=matrix)

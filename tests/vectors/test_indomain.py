@@ -77,3 +77,17 @@ def test_a_run_with_indomain_vectors_trains_on_them(tree, tmp_path, dirs):
     )
     assert metrics["vectors_coverage"] > 0.9  # the vectors were trained on these very words
     assert list((dirs["cache"] / "pretrained").glob("word2vec-*.vec"))
+
+
+def test_vectors_from_a_table_source_use_its_training_rows_only(tmp_path):
+    from conftest import table_rows, write_table
+    from embedclf.data.file_datamodules import TableDataModule
+
+    train = write_table(tmp_path / "train.csv", table_rows(10))
+    test = write_table(tmp_path / "test.csv", [{"text": "a quokka here", "label": "pos"}] * 2)
+    source = TableDataModule(train=str(train), test=str(test)).source()
+    path = pretrained_vectors(
+        source=source, filters="", lower=True, settings=SETTINGS, cache_dir=tmp_path / "cache"
+    )
+    words = set(load_vectors(path, cache_dir=tmp_path / "vcache").words)
+    assert "great" in words and "quokka" not in words
