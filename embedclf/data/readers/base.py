@@ -65,3 +65,13 @@ def labelled(
             raise DataError(f"{where[split]}: {problem}")
         labels[split] = np.fromiter((index[v] for v in values), np.int64, len(values))
     return LabelledTexts(classes, texts, labels)
+
+
+def joined_texts(parts: Sequence[Sequence[str]], where: str, first: int = 1) -> list[str]:
+    """Each row's text columns joined with a space (title + body); a row whose text is empty
+    is an error naming ``where`` and the row (``first`` is the number of the first row)."""
+    texts = list(parts[0]) if len(parts) == 1 else [" ".join(p) for p in zip(*parts, strict=True)]
+    empty = next((i for i, text in enumerate(texts) if not text.strip()), None)
+    if empty is not None:
+        raise DataError(f"{where}: row {first + empty} has an empty text")
+    return texts

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from embedclf.data.dataset import carve_test
-from embedclf.data.readers.base import LabelledTexts, labelled
+from embedclf.data.readers.base import LabelledTexts, joined_texts, labelled
 from embedclf.util.errors import ConfigError, DataError
 
 INSTALL_HINT = "make install-hf (pip install 'embedclf[hf]')"
@@ -114,8 +114,4 @@ def _texts(ds: Any, columns: Sequence[str], where: str) -> list[str]:
                 "not text; name the column that holds the texts (data.text)"
             )
         parts.append(values)
-    texts = parts[0] if len(parts) == 1 else [" ".join(p) for p in zip(*parts, strict=True)]
-    empty = next((i for i, t in enumerate(texts) if not t.strip()), None)
-    if empty is not None:
-        raise DataError(f"{where}: row {empty + 1} has an empty text")
-    return list(texts)
+    return joined_texts(parts, where)

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from embedclf.data.readers.base import joined_texts
 from embedclf.util.errors import ConfigError, DataError
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
@@ -100,13 +101,7 @@ def iter_texts(path: Path, fmt: str, columns: Columns) -> Iterator[tuple[pa.Tabl
                 f"{', '.join(map(repr, names))} ({columns.hint})"
             )
         parts = [_text_column(block, c, path, first) for c in columns.text]
-        block_texts = (
-            parts[0] if len(parts) == 1 else [" ".join(p) for p in zip(*parts, strict=True)]
-        )
-        for offset, text in enumerate(block_texts):
-            if not text.strip():
-                raise DataError(f"{path}: row {first + offset} has an empty text")
-        yield block, block_texts, first
+        yield block, joined_texts(parts, str(path), first), first
         first += block.num_rows
 
 
