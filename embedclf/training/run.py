@@ -59,9 +59,21 @@ def fit(trainer: pl.Trainer, model: pl.LightningModule, datamodule: Any, resume:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, then score validation and test from the saved checkpoint, as the seed does."""
     try:
-        return _train(cfg)
+        metrics = _train(cfg)
     finally:  # the checkpoint kept for this run's reads is not the next run's business
         forget_reads()
+    leave_process_group()
+    return metrics
+
+
+def leave_process_group() -> None:
+    """Lightning's DDP teardown leaves the process group up; a gloo group still alive when
+    the interpreter exits can abort a rank ("terminate called without an active exception")
+    after its work is done, so torchrun reports the run failed. Every rank that finished leaves
+    it here (a failed rank does not wait at a barrier the others may never reach)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
 
 
 def _train(cfg: DictConfig) -> dict[str, Any]:
