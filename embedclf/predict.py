@@ -61,9 +61,12 @@ class Predictor:
         """``(len(texts), classes)`` class probabilities, float32 on the CPU."""
         import torch  # loaded already by __init__
 
-        ids = torch.from_numpy(self.featurizer.encode(texts)).long()
-        with torch.inference_mode():
-            return self.module.probabilities(self.module(ids))
+        from embedclf.data.batches import Tokens  # with torch
+
+        features = self.featurizer.batch(self.featurizer.word_ids(texts))
+        with torch.inference_mode():  # flat, padded only as far as the encoder needs
+            tokens = Tokens.from_ragged(features, self.featurizer.padding)
+            return self.module.probabilities(self.module(tokens))
 
     def predict(self, texts: Sequence[str]) -> list[dict[str, Any]]:
         """``{"label": class, "probs": {class: p}}`` for each text, in order."""

@@ -223,3 +223,15 @@ def write_table(path: Path, records: list[dict], fmt: str | None = None) -> Path
     elif fmt == "parquet":
         pq.write_table(pa.Table.from_pylist(records), path)
     return path
+
+
+def padded(dm, split: str):
+    """A small split's rows padded to ``maxlen`` (``(n, maxlen)``), as flatten sees them."""
+    return dm.featurizer.pad(dm.features(split))
+
+
+def token_stores(cache: Path) -> list[Path]:
+    """The token stores under a cache directory (finished ones: no staging siblings)."""
+    return sorted(
+        p for p in (cache / "tokens").glob("*") if p.is_dir() and not p.name.startswith(".")
+    )

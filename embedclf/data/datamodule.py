@@ -1,27 +1,29 @@
-"""The LightningDataModule for folder text datasets such as aclImdb.
+"""The LightningDataModule for text datasets: aclImdb-like folders here, files and Hugging
+Face datasets in their own modules.
 
-``prepare_data`` (once per machine) finds or downloads the data, reads the review texts
-straight from the archive's stream (or the folder), tokenises them and caches the ids;
-``setup`` (every process) loads the cache, applies the encoder (vocabulary limit, n-grams,
-padding) and splits train/validation with a seeded shuffle. Token ids are cached under a key
-made of every setting that changes them, so only the first run of a dataset pays for reading
-and tokenising; a damaged cache is said so and rebuilt.
+``prepare_data`` (once per machine) finds or downloads the data, reads the texts, tokenises
+them and writes the token store (``tokenstore.py``: flat ids and offsets per split, memory
+mapped); ``setup`` (every process) opens the store and splits train/validation with a seeded
+shuffle, keeping only row numbers. Nothing is padded here: the store is keyed by every setting
+that changes the ids, so only the first run of a dataset pays for reading and tokenising, and
+a damaged store is said so and rebuilt.
 
-Batches are cut where the data lives: the loaders yield row indices, and
-:meth:`transfer_batch_to_device` gathers the rows from a copy of the padded ids kept on the
-batch's device (one copy per run, not one per step: on a GPU the ids live on the GPU). One
-training "step" of Lightning carries ``steps_per_call`` optimiser steps of ``batch_size``
-reviews (see ``module.py``): Lightning's per-step machinery then costs little next to the
-seed's tiny model, with exactly the same updates.
+Batches are made per batch: the loader's dataset gathers the rows of a batch from the store,
+applies the vocabulary limit, n-grams and ``maxlen`` truncation (:class:`TextFeaturizer`) and
+yields flat ids with offsets (:class:`~embedclf.data.batches.Batch`); the model pads them only
+as far as its encoder needs. One training "step" of Lightning carries ``steps_per_call``
+optimiser steps of ``batch_size`` reviews (see ``models/recipe.py``): Lightning's per-step
+machinery then costs little next to the seed's tiny model, with exactly the same updates.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
@@ -29,41 +31,44 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from embedclf.data import sources, tokenstore
+from embedclf.data.batches import Batch, Tokens
 from embedclf.data.dataset import FolderDataset, TextDataset
 from embedclf.data.tokenstore import TokenizedCorpus
 from embedclf.text.featurizer import TextFeaturizer
+from embedclf.text.ragged import Ragged, concatenate
 from embedclf.text.tokenizer import KERAS_FILTERS
 from embedclf.util.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
 
-class Batch(NamedTuple):
-    """Rows of one split on the model's device; ``step_size`` rows per optimiser step."""
+class _SplitBatches(Dataset):
+    """One batch per index tensor the sampler yields: the rows' features, flat, with labels.
 
-    ids: torch.Tensor
-    labels: torch.Tensor
-    step_size: int
+    The work per batch (gather, n-grams, truncation) happens here, so ``num_workers > 0``
+    spreads it over processes; the store's mapped ids are shared by them, not copied.
+    """
 
-
-class Rows(NamedTuple):
-    """What the loaders yield: which rows of which split (cut on the device)."""
-
-    split: str
-    index: torch.Tensor
-
-
-class _SplitRows(Dataset):
-    """Hands the sampler's index tensors through unchanged, tagged with the split."""
-
-    def __init__(self, split: str, size: int) -> None:
-        self.split, self.size = split, size
+    def __init__(
+        self,
+        words: Ragged,
+        rows: np.ndarray,
+        labels: np.ndarray,
+        featurizer: TextFeaturizer,
+        step_size: int | None,
+    ) -> None:
+        self.words, self.rows, self.labels = words, rows, labels
+        self.featurizer, self.step_size = featurizer, step_size
 
     def __len__(self) -> int:
-        return self.size
+        return len(self.rows)
 
-    def __getitem__(self, index: torch.Tensor) -> Rows:
-        return Rows(self.split, index)
+    def __getitem__(self, index: torch.Tensor) -> Batch:
+        chosen = self.rows[index.numpy()]
+        features = self.featurizer.batch(self.words.rows(chosen))
+        labels = torch.from_numpy(np.asarray(self.labels[index.numpy()], dtype=np.int64))
+        tokens = Tokens.from_ragged(features, self.featurizer.padding)
+        return Batch(tokens, labels, self.step_size or len(labels))
 
 
 class ChunkSampler(Sampler[torch.Tensor]):
@@ -107,8 +112,8 @@ class ChunkSampler(Sampler[torch.Tensor]):
 
 
 class TextDataModule(pl.LightningDataModule):
-    """Labelled texts as padded id sequences; subclasses say where the texts come from
-    (:meth:`dataset`).
+    """Labelled texts as batches of feature ids; subclasses say where the texts come from
+    (:meth:`source`).
 
     Args:
         cache_dir: overrides ``$EMBEDCLF_CACHE_DIR``.
@@ -151,9 +156,9 @@ class TextDataModule(pl.LightningDataModule):
         self.featurizer: TextFeaturizer | None = None  # fitted in setup(), or a checkpoint's
         self._checkpoint_featurizer = False  # True: use_featurizer fixed it before setup()
         self.corpus: TokenizedCorpus | None = None
-        self.padded: dict[str, np.ndarray] = {}
+        self.words: dict[str, Ragged] = {}  # the store's splits, windowed where that is smaller
+        self.rows: dict[str, tuple[str, np.ndarray]] = {}  # split: (store split, its rows)
         self.labels: dict[str, np.ndarray] = {}
-        self._on_device: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
 
     # -- preparation (once per machine) ------------------------------------------------
     def source(self) -> TextDataset:
@@ -196,7 +201,9 @@ class TextDataModule(pl.LightningDataModule):
             if not path.exists():
                 raise DataError(f"{err}; run prepare_data first") from None
             log.warning("%s; rebuilding it", err)
-            path.unlink(missing_ok=True)
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(
+                missing_ok=True
+            )
             self.prepare_data()
             return TokenizedCorpus.load(path)
 
@@ -231,12 +238,7 @@ class TextDataModule(pl.LightningDataModule):
                 ngrams=hp.ngrams,
                 buckets=hp.buckets,
             )
-        encoder = self.featurizer
-        limit = len(encoder.vocab)
-        padded = {
-            split: encoder.pad(encoder.features(ids.keep(ids.flat < limit)))
-            for split, ids in corpus.ids.items()
-        }
+        self.words = {split: self._windowed(ids) for split, ids in corpus.ids.items()}
         n = len(corpus.labels["train"])
         given_val = "val" in corpus.ids  # a validation file or split: used as given
         n_train, n_val = self._split_sizes(n) if not given_val else (n, 0)
@@ -246,16 +248,31 @@ class TextDataModule(pl.LightningDataModule):
             held_out = np.random.default_rng(hp.val_seed).permutation(n)[n - n_val :]
             rest = order[~np.isin(order, held_out)]
             parts = {"train": rest[:n_train], "val": held_out}
-        for split, rows in parts.items():
-            self.padded[split] = padded["train"][rows]
-            self.labels[split] = corpus.labels["train"][rows]
         if given_val:
-            self.padded["val"], self.labels["val"] = padded["val"], corpus.labels["val"]
+            parts["val"] = np.arange(len(corpus.labels["val"]))
         # test rows in a fixed shuffled order: a limited run (debug=limit) scores every class
-        test_order = np.random.default_rng(0).permutation(len(corpus.labels["test"]))
-        self.padded["test"] = padded["test"][test_order]
-        self.labels["test"] = corpus.labels["test"][test_order]
+        parts["test"] = np.random.default_rng(0).permutation(len(corpus.labels["test"]))
+        stored = {"train": "train", "val": "val" if given_val else "train", "test": "test"}
+        for split, rows in parts.items():
+            self.rows[split] = (stored[split], rows)
+            self.labels[split] = corpus.labels[stored[split]][rows]
         self.corpus = corpus
+
+    def _windowed(self, ids: Ragged, chunk: int = 1 << 16) -> Ragged:
+        """A split's ids as batches will read them: cut to the featurizer's word window (and
+        vocabulary) up front where that at least halves them (the seed keeps 20 words of
+        reviews of hundreds), else the store's mapped ids as they are (batches cut them)."""
+        assert self.featurizer is not None
+        featurizer = self.featurizer
+        kept = np.minimum(np.diff(ids.offsets), featurizer.word_window).sum()
+        if 2 * kept > len(ids.flat):
+            return ids
+        return concatenate(
+            [
+                featurizer.window(ids.slice(a, min(a + chunk, len(ids))))
+                for a in range(0, len(ids), chunk)
+            ]
+        )
 
     # -- a checkpoint's featurizer -----------------------------------------------------
     def use_featurizer(self, featurizer: TextFeaturizer) -> None:
@@ -282,9 +299,20 @@ class TextDataModule(pl.LightningDataModule):
         assert self.featurizer is not None, "call setup() first"
         return len(self.featurizer.classes)
 
-    def training_rows(self) -> tuple[np.ndarray, np.ndarray]:
-        """The training split's padded ids ``(n, maxlen)`` and labels, as the model sees them."""
-        return self.padded["train"], self.labels["train"]
+    def features(self, split: str, index: np.ndarray | None = None) -> Ragged:
+        """The features of ``split``'s rows ``index`` (all by default), as batches hold them:
+        cut to ``maxlen``, not padded."""
+        assert self.featurizer is not None, "call setup() first"
+        stored, rows = self.rows[split]
+        chosen = rows if index is None else rows[index]
+        return self.featurizer.batch(self.words[stored].rows(chosen))
+
+    def training_batches(self, size: int = 8192) -> Iterator[Batch]:
+        """The training split in order, ``size`` rows per batch, on the CPU: what the model's
+        feature statistics (NB weights, standardisation) are fitted to."""
+        loader = self._loader("train", train=False, chunk=size)
+        for index in loader.sampler:
+            yield loader.dataset[index]
 
     def feature_counts(self) -> np.ndarray:
         """Each feature id's count over the dataset's training texts (0 for n-gram buckets):
@@ -305,22 +333,34 @@ class TextDataModule(pl.LightningDataModule):
             return 0, 1
         return trainer.global_rank, trainer.world_size
 
-    def _loader(self, split: str, train: bool) -> DataLoader:
+    def _loader(self, split: str, train: bool, chunk: int | None = None) -> DataLoader:
+        assert self.featurizer is not None, "call setup() first"
         hp = self.hparams
-        rank, world = self._world()
+        rank, world = self._world() if chunk is None else (0, 1)
         steps = hp.steps_per_call if world == 1 else 1  # DDP syncs once per forward
-        chunk = hp.batch_size * steps if train else hp.eval_batch_size
+        chunk = chunk or (hp.batch_size * steps if train else hp.eval_batch_size)
         # training: the same number of rows on every rank (DDP steps together); scoring: every
         # row exactly once across the ranks (torchmetrics sums the ranks' counts)
         sampler = ChunkSampler(len(self.labels[split]), chunk, train, rank, world, even=train)
+        stored, rows = self.rows[split]
+        batches = _SplitBatches(
+            self.words[stored],
+            rows,
+            self.labels[split],
+            self.featurizer,
+            hp.batch_size if train else None,
+        )
+        trainer = self.trainer
         return DataLoader(
-            _SplitRows(split, len(self.labels[split])),
+            batches,
             batch_size=None,
             sampler=sampler,
             num_workers=hp.num_workers,
             # a fresh iterator each epoch draws from torch's generator as num_workers=0
             # does: persistent workers skip that draw and would change the shuffles
             persistent_workers=False,
+            # on a GPU: batches copied from pinned memory, without blocking (transfer below)
+            pin_memory=trainer is not None and trainer.strategy.root_device.type == "cuda",
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -338,21 +378,9 @@ class TextDataModule(pl.LightningDataModule):
     def transfer_batch_to_device(
         self, batch: Any, device: torch.device, dataloader_idx: int
     ) -> Any:
-        if not isinstance(batch, Rows):
-            return super().transfer_batch_to_device(batch, device, dataloader_idx)
-        key = (batch.split, str(device))
-        if key not in self._on_device:
-            self._on_device[key] = (
-                torch.from_numpy(self.padded[batch.split]).to(device),
-                torch.from_numpy(self.labels[batch.split]).to(device),
-            )
-        ids, labels = self._on_device[key]
-        index = batch.index.to(device, non_blocking=True)
-        step = self.hparams.batch_size if batch.split == "train" else len(index)
-        return Batch(ids[index], labels[index], step)
-
-    def teardown(self, stage: str) -> None:
-        self._on_device.clear()
+        if isinstance(batch, Batch):
+            return batch.to(device, non_blocking=True)
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
 
 class TextFolderDataModule(TextDataModule):

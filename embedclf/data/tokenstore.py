@@ -23,10 +23,9 @@ import signal
 import sys
 import threading
 import time
-import zipfile
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ from embedclf.text.featurizer import TextFeaturizer
 from embedclf.text.ragged import Ragged
 from embedclf.text.tokenizer import KERAS_FILTERS, fit_corpus
 from embedclf.util.errors import DataError
-from embedclf.util.fileio import atomic_write, exclusive
+from embedclf.util.fileio import atomic_directory, exclusive, file_crc32, write_synced
 from embedclf.util.paths import cache_dir as resolve_cache_dir
 from embedclf.util.paths import cache_key
 
@@ -68,7 +67,7 @@ def cache_path(
         "vocab": encoder.digest() if encoder is not None else "fitted",
         "format": TOKENS_FORMAT,
     }
-    return resolve_cache_dir(cache_dir) / "tokens" / f"{cache_key(settings)}.npz"
+    return resolve_cache_dir(cache_dir) / "tokens" / cache_key(settings)
 
 
 def ensure(
@@ -179,16 +178,29 @@ def start_building(data: Mapping[str, Any]) -> BaseProcess | None:
     return child
 
 
-TOKENS_FORMAT = 2  # bump when the layout of the token cache changes
+TOKENS_FORMAT = 3  # bump when the layout of the token store changes
+META_FILE = "meta.json"
+
+
+def _array_files(splits: list[str]) -> list[str]:
+    names = ["counts.npy"]
+    for split in splits:
+        names += [f"{split}.ids.npy", f"{split}.offsets.npy", f"{split}.labels.npy"]
+    return names
 
 
 @dataclass
 class TokenizedCorpus:
-    """What the token cache holds: the training vocabulary, ranked, and ids of every review.
+    """What the token store holds: the training vocabulary, ranked, and ids of every review.
 
     ``vocab[i]`` is the word of id ``i`` (``""`` at 0, padding), ranked by count over the
     training texts with ties in order of first appearance (Keras's ranking); ``counts[i]`` is
     its count. Test words absent from the training texts are dropped, as Keras drops them.
+
+    On disk it is a directory: per split, flat ``int32`` ids, ``int64`` offsets (n + 1) and
+    labels, each an ``.npy`` file, with the counts beside them and the vocabulary, classes and
+    each file's CRC-32 in ``meta.json``. :meth:`load` memory-maps the arrays: a split's ids
+    are read from the page cache as batches need them, never held as a padded table.
     """
 
     classes: list[str]
@@ -198,44 +210,59 @@ class TokenizedCorpus:
     labels: dict[str, np.ndarray]
 
     def save(self, path: Path) -> None:
-        """Write atomically: a killed writer leaves a temporary sibling, never a short ``path``."""
-        meta = {"format": TOKENS_FORMAT, "classes": self.classes, "vocab": self.vocab}
-        arrays = {
-            "meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
-            "counts": self.counts,
-        }
+        """Write the directory ``path`` atomically: a killed writer leaves a temporary
+        sibling (removed by the next writer), never a ``path`` that is not complete."""
+        arrays = {"counts.npy": np.asarray(self.counts, np.int64)}
         for split, ragged in self.ids.items():
-            arrays[f"{split}_flat"] = ragged.flat
-            arrays[f"{split}_offsets"] = ragged.offsets
-            arrays[f"{split}_labels"] = self.labels[split]
-        with atomic_write(path) as file:
-            np.savez(file, **arrays)
+            arrays[f"{split}.ids.npy"] = np.asarray(ragged.flat, np.int32)
+            arrays[f"{split}.offsets.npy"] = np.asarray(ragged.offsets, np.int64)
+            arrays[f"{split}.labels.npy"] = np.asarray(self.labels[split], np.int64)
+        with atomic_directory(path) as tmp:
+            for name, array in arrays.items():
+                write_synced(tmp / name, partial(np.save, arr=array, allow_pickle=False))
+            meta = {
+                "format": TOKENS_FORMAT,
+                "classes": self.classes,
+                "splits": list(self.ids),
+                "rows": {split: len(labels) for split, labels in self.labels.items()},
+                "crc32": {name: file_crc32(tmp / name) for name in arrays},
+                "vocab": self.vocab,
+            }
+            write_synced(tmp / META_FILE, lambda file: file.write(json.dumps(meta).encode()))
 
     @classmethod
     def load(cls, path: Path) -> TokenizedCorpus:
-        """Read a token cache; :class:`DataError` if it is damaged in any way.
+        """Open a token store; :class:`DataError` if it is damaged in any way.
 
-        Every array is read in full, so zip's CRC-32 of each member is checked: a truncated
-        file, a zero-length file and flipped bytes are all caught here.
+        Every file's CRC-32 is checked against ``meta.json`` (read in blocks, not mapped), so
+        a truncated or missing file and flipped bytes are all caught here, before training.
         """
         try:
-            with np.load(path, allow_pickle=False) as z:
-                meta = json.loads(z["meta"].tobytes())
-                if meta.get("format") != TOKENS_FORMAT:
-                    raise ValueError(f"cache format {meta.get('format')}, not {TOKENS_FORMAT}")
-                splits = [k.removesuffix("_flat") for k in z.files if k.endswith("_flat")]
-                ids = {s: Ragged(z[f"{s}_flat"], z[f"{s}_offsets"]) for s in splits}
-                labels = {s: z[f"{s}_labels"] for s in splits}
-                counts = z["counts"]
+            if not path.is_dir():
+                raise ValueError("not a token store directory")
+            meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+            if meta.get("format") != TOKENS_FORMAT:
+                raise ValueError(f"store format {meta.get('format')}, not {TOKENS_FORMAT}")
+            splits = list(meta["splits"])
+            for name in _array_files(splits):
+                if file_crc32(path / name) != meta["crc32"][name]:
+                    raise ValueError(f"{name} does not match its checksum")
+
+            def array(name: str) -> np.ndarray:
+                return np.load(path / name, mmap_mode="r", allow_pickle=False)
+
+            ids = {s: Ragged(array(f"{s}.ids.npy"), array(f"{s}.offsets.npy")) for s in splits}
+            labels = {s: np.asarray(array(f"{s}.labels.npy")) for s in splits}
+            counts = np.asarray(array("counts.npy"))
             corpus = cls(meta["classes"], meta["vocab"], counts, ids, labels)
             corpus.check()
-        except (OSError, ValueError, KeyError, TypeError, EOFError, zlib.error) as err:
-            raise DataError(f"token cache {path} is damaged ({err})") from None
-        except zipfile.BadZipFile as err:
+        except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
             raise DataError(f"token cache {path} is damaged ({err})") from None
         return corpus
 
     def check(self) -> None:
+        """Cheap consistency checks of offsets and labels (the ids are as the build wrote
+        them: their checksum says so)."""
         if len(self.counts) != len(self.vocab):
             raise ValueError("counts and vocabulary differ in length")
         for split, ragged in self.ids.items():
@@ -245,9 +272,5 @@ class TokenizedCorpus:
                 or offsets[0] != 0
                 or offsets[-1] != len(ragged.flat)
                 or np.any(np.diff(offsets) < 0)
-                or (
-                    len(ragged.flat)
-                    and not 0 < ragged.flat.min() <= ragged.flat.max() < len(self.vocab)
-                )
             ):
                 raise ValueError(f"the {split} ids are inconsistent")

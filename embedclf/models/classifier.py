@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from embedclf.data.batches import PAD_ID, Tokens
 from embedclf.models.encoders import encoder_class
-from embedclf.models.encoders.base import PAD_ID
 
 INITS = ("keras", "fasttext", "torch")
 
@@ -86,11 +86,18 @@ class EmbeddingClassifier(nn.Module):
             )
         self.embedding.weight.copy_(weights)
 
-    def encode(self, ids: torch.Tensor) -> torch.Tensor:
-        """One vector per row: what the head sees, before standardisation."""
+    def encode(self, ids: Tokens | torch.Tensor) -> torch.Tensor:
+        """One vector per row: what the head sees, before standardisation. ``ids`` are flat
+        :class:`Tokens` (padded here only as far as the encoder's layout needs) or ids
+        already padded ``(n, length)``."""
+        if isinstance(ids, Tokens):
+            layout = self.encoder.layout
+            if layout == "bag":
+                return self.encoder.forward_bag(self.embedding, ids.flat, ids.offsets)
+            ids = ids.padded(self.encoder.seq_len if layout == "fixed" else None)
         return self.encoder(self.embedding, ids, ids != PAD_ID)
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+    def forward(self, ids: Tokens | torch.Tensor) -> torch.Tensor:
         vectors = self.encode(ids)
         if self.standardize:
             vectors = (vectors - self.feature_mean) / self.feature_std

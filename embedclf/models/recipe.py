@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import Accuracy
 
-from embedclf.data.datamodule import Batch
+from embedclf.data.batches import Batch, Tokens
 from embedclf.models.classifier import EmbeddingClassifier
 from embedclf.models.specs import OPTIMIZER_MODULE, SCHEDULER_MODULE, build_from_spec
 from embedclf.text.featurizer import TextFeaturizer
@@ -73,7 +73,7 @@ class EmbeddingClassifierModule(pl.LightningModule):
         self._resumed_best: float | None = None  # a resumed run's best before the resume
         self.history: dict[str, list[float]] = {}
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+    def forward(self, ids: Tokens | torch.Tensor) -> torch.Tensor:
         return self.net(ids)
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -116,9 +116,7 @@ class EmbeddingClassifierModule(pl.LightningModule):
         L-BFGS calls the closure as often as it needs; the others once.
         """
         optimizer = self.optimizers()
-        parts = list(
-            zip(batch.ids.split(batch.step_size), batch.labels.split(batch.step_size), strict=True)
-        )
+        parts = batch.parts()
         logits_seen, losses = [], []
         for index, (ids, labels) in enumerate(parts):
             lightning_step = index == len(parts) - 1
@@ -149,7 +147,7 @@ class EmbeddingClassifierModule(pl.LightningModule):
         self._update("train", torch.cat(logits_seen), batch.labels, losses_t, sizes)
 
     def _evaluate(self, batch: Batch, split: str) -> None:
-        logits = self(batch.ids)
+        logits = self(batch.tokens)
         loss = self.loss(logits, batch.labels)
         self._update(split, logits, batch.labels, loss, len(batch.labels))
         self._seen[split] += len(batch.labels)
@@ -161,7 +159,7 @@ class EmbeddingClassifierModule(pl.LightningModule):
         self._evaluate(batch, "test")
 
     def predict_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        return self.probabilities(self(batch.ids))
+        return self.probabilities(self(batch.tokens))
 
     def _log_epoch(self, split: str) -> torch.Tensor:
         """Log the split's epoch loss and accuracy (synced across processes by torchmetrics)."""

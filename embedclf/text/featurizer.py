@@ -14,6 +14,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -52,12 +53,35 @@ class TextFeaturizer:
         """Rows the embedding needs: every id an encoded text can hold."""
         return len(self.vocab) + (self.buckets if self.ngrams > 1 else 0)
 
+    @cached_property
+    def word_index(self) -> dict[str, int]:
+        """word -> id, built once (a predictor encodes many batches with it)."""
+        return {word: i for i, word in enumerate(self.vocab) if i}
+
     def word_ids(self, texts: Sequence[str]) -> Ragged:
-        index = {word: i for i, word in enumerate(self.vocab) if i}
-        return ids_of(list(texts), index, self.filters, self.lower)
+        return ids_of(list(texts), self.word_index, self.filters, self.lower)
 
     def features(self, ids: Ragged) -> Ragged:
         return hashed_ngrams(ids, self.ngrams, self.buckets, len(self.vocab))
+
+    @property
+    def word_window(self) -> int:
+        """Words of a row that decide its features: ``maxlen``, and the ``ngrams - 1`` words
+        before them that the first kept n-grams start from."""
+        return self.maxlen + (self.ngrams - 1 if self.ngrams > 1 and self.buckets > 0 else 0)
+
+    def window(self, ids: Ragged) -> Ragged:
+        """Word ids of the vocabulary only (a ``num_words`` limit), each row cut to the
+        :attr:`word_window` its features come from: the same features, from fewer ids."""
+        words = len(self.vocab)
+        if len(ids.flat) and int(ids.flat.max()) >= words:
+            ids = ids.keep(np.asarray(ids.flat) < words)
+        return ids.truncate(self.word_window, self.truncating)
+
+    def batch(self, ids: Ragged) -> Ragged:
+        """Each row's features (words, then n-grams) cut to ``maxlen``: what :meth:`pad` pads,
+        and what bag encoders take without padding."""
+        return self.features(self.window(ids)).truncate(self.maxlen, self.truncating)
 
     def pad(self, features: Ragged) -> np.ndarray:
         dtype = np.int32 if self.input_size < 2**31 else np.int64

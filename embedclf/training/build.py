@@ -109,8 +109,7 @@ def build_model(
     module = instantiate(cfg.model, net=net)
     if embedding_init is not None:
         module.net.load_embedding(embedding_init)
-    ids, labels = datamodule.training_rows()
-    fit_to_training_data(module.net, ids, labels, datamodule.feature_counts())
+    fit_to_training_data(module.net, datamodule.training_batches, datamodule.feature_counts())
     module.featurizer = datamodule.featurizer
     return module
 

@@ -20,6 +20,7 @@ import os
 import secrets
 import shutil
 import socket
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -103,27 +104,81 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]
     if "w" not in mode:
         raise ValueError(f"atomic_write needs a write mode, got {mode!r}")
     final = Path(path)
-    written = 0
-    try:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_staging(final)
-        tmp = staging_path(final)
+    written = [0]
+    with _disk_errors_said(final, written):
+        tmp = _fresh_staging(final)
         try:
             encoding = None if "b" in mode else "utf-8"
             with open(tmp, mode, encoding=encoding) as file:
                 try:
                     yield file
                 finally:
-                    written = file.tell()
+                    written[0] = file.tell()
                 file.flush()
                 os.fsync(file.fileno())
             os.replace(tmp, final)
         finally:
             tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary sibling directory of ``path`` to fill; renamed to ``path`` on success.
+
+    ``path`` must not exist yet (the caller holds its lock, :func:`exclusive`). On any error
+    the temporary directory is removed, so a killed or failed writer never leaves a
+    directory at ``path`` to be taken for a finished one. Write its files with
+    :func:`write_synced`, so that what is renamed into place is on the disk.
+    """
+    final = Path(path)
+    written = [0]
+    with _disk_errors_said(final, written):
+        tmp = _fresh_staging(final)
+        tmp.mkdir()
+        try:
+            yield tmp
+            os.rename(tmp, final)
+        finally:
+            if tmp.exists():
+                written[0] = sum(p.stat().st_size for p in tmp.iterdir())
+                shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _fresh_staging(final: Path) -> Path:
+    """A new staging name for ``final``, after removing dead writers' leftovers."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(final)
+    return staging_path(final)
+
+
+@contextlib.contextmanager
+def _disk_errors_said(final: Path, written: list[int]) -> Iterator[None]:
+    """A full, read-only or forbidden disk as one :class:`DataError` line naming ``final``."""
+    try:
+        yield
     except OSError as err:
         if err.errno not in DISK_ERRORS:
             raise
-        raise DataError(_disk_message(final, err, written)) from None
+        raise DataError(_disk_message(final, err, written[0])) from None
+
+
+def write_synced(path: Path, write: Any) -> None:
+    """Create ``path``, let ``write(file)`` fill it, and flush it to the disk."""
+    with open(path, "xb") as file:
+        write(file)
+        file.flush()
+        os.fsync(file.fileno())
+
+
+def file_crc32(path: Path, block: int = 1 << 24) -> int:
+    """The CRC-32 of a file, read in blocks (not mapped: checking a large file costs no
+    resident memory)."""
+    crc, buffer = 0, bytearray(block)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as file:
+        while read := file.readinto(buffer):
+            crc = zlib.crc32(view[:read], crc)
+    return crc
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

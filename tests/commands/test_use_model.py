@@ -21,7 +21,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 import conftest
-from conftest import REPO, write_tree
+from conftest import REPO, padded, write_tree
 from embedclf import evaluate as evaluate_cmd
 from embedclf import export, neighbours, predict
 from embedclf.data.readers.folder import read_dataset
@@ -110,7 +110,7 @@ def test_predict_texts_reproduces_the_runs_test_accuracy(trained):
     assert abs(accuracy - trained["metrics"]["test_acc"]) < 1e-6
     # and every probability equals the model's on training's own ids for those reviews
     datamodule = build_datamodule(trained["cfg"])
-    ids = torch.from_numpy(datamodule.padded["test"]).long()
+    ids = torch.from_numpy(padded(datamodule, "test")).long()
     with torch.inference_mode():
         expected = trained["module"].probabilities(trained["module"](ids))[:, 1].numpy()
     got = np.array([r["probs"][classes[1]] for r in results])
@@ -294,7 +294,7 @@ def test_evaluate_other_data_uses_the_checkpoints_vocabulary(trained):
     assert datamodule.featurizer.vocab == trained["encoder"].vocab
     assert UNSEEN not in datamodule.featurizer.vocab
     encoded = trained["encoder"].encode(texts.texts["test"])
-    assert sorted(map(tuple, datamodule.padded["test"].tolist())) == sorted(
+    assert sorted(map(tuple, padded(datamodule, "test").tolist())) == sorted(
         map(tuple, encoded.tolist())
     )
 

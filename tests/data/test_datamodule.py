@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import write_tree
-from embedclf.data.datamodule import Batch, Rows, TextFolderDataModule
+from conftest import padded, token_stores, write_tree
+from embedclf.data.batches import Batch, Tokens
+from embedclf.data.datamodule import TextFolderDataModule
 from embedclf.util.errors import DataError, UserError
 
 
@@ -29,7 +30,7 @@ def ready(dm: TextFolderDataModule) -> TextFolderDataModule:
 
 
 def token_caches(dirs) -> list[Path]:
-    return sorted((dirs["cache"] / "tokens").glob("*.npz"))
+    return token_stores(dirs["cache"])
 
 
 def test_archive_in_data_dir_is_read_as_a_stream_nothing_extracted(dirs, tiny_archive):
@@ -44,23 +45,28 @@ def test_archive_in_data_dir_is_read_as_a_stream_nothing_extracted(dirs, tiny_ar
     assert dm.num_classes == 2 and dm.vocab_size <= 50
 
 
-def test_batches_are_cut_on_the_device_from_row_chunks(dirs, tiny_tree):
+def test_batches_hold_flat_features_of_chunks_of_rows(dirs, tiny_tree):
     dm = ready(make(root=str(tiny_tree), maxlen=40, padding="pre", steps_per_call=3))
-    rows = next(iter(dm.train_dataloader()))
-    assert isinstance(rows, Rows) and rows.split == "train" and len(rows.index) == 24
-    batch = dm.transfer_batch_to_device(rows, torch.device("cpu"), 0)
-    assert isinstance(batch, Batch) and batch.step_size == 8
-    assert batch.ids.shape == (24, 40) and batch.labels.shape == (24,)
-    np.testing.assert_array_equal(batch.ids.numpy(), dm.padded["train"][rows.index.numpy()])
-    np.testing.assert_array_equal(batch.labels.numpy(), dm.labels["train"][rows.index.numpy()])
-    # reviews here are shorter than 40 words: pre-padding puts the zeros first
-    assert (batch.ids[:, 0] == 0).all() and (batch.ids[:, -1] != 0).all()
+    batch = next(iter(dm.train_dataloader()))
+    assert isinstance(batch, Batch) and batch.step_size == 8 and len(batch) == 24
+    assert isinstance(batch.tokens, Tokens) and len(batch.tokens) == 24
+    # the rows as the store holds them, nothing padded: offsets delimit each row's features
+    lengths = batch.tokens.lengths()
+    assert batch.tokens.flat.shape == (int(lengths.sum()),) and (batch.tokens.flat > 0).all()
+    assert int(lengths.max()) <= 40 and int(lengths.min()) < 40
+    # flatten's view of them: padded to maxlen, zeros first (pre-padding)
+    ids = batch.tokens.padded(40)
+    assert ids.shape == (24, 40) and (ids[:, 0] == 0).all() and (ids[:, -1] != 0).all()
+    rows = {tuple(r) for r in padded(dm, "train").tolist()}
+    assert {tuple(r) for r in ids.tolist()} <= rows
+    on_device = dm.transfer_batch_to_device(batch, torch.device("cpu"), 0)
+    assert isinstance(on_device, Batch) and on_device.step_size == 8
     # an epoch visits every training row once; evaluation chunks are in order
-    seen = torch.cat([r.index for r in dm.train_dataloader()])
-    assert sorted(seen.tolist()) == list(range(60))
-    val = [r.index for r in dm.val_dataloader()]
-    assert torch.cat(val).tolist() == list(range(20))
-    assert dm.transfer_batch_to_device(next(iter(dm.val_dataloader())), "cpu", 0).step_size == 20
+    seen = [tuple(r) for b in dm.train_dataloader() for r in b.tokens.padded(40).tolist()]
+    assert sorted(seen) == sorted(tuple(r) for r in padded(dm, "train").tolist())
+    val = torch.cat([b.tokens.padded(40) for b in dm.val_dataloader()])
+    np.testing.assert_array_equal(val.numpy(), padded(dm, "val"))
+    assert next(iter(dm.val_dataloader())).step_size == 20
 
 
 def test_token_ids_follow_the_keras_vocabulary(dirs, tmp_path):
@@ -74,7 +80,7 @@ def test_token_ids_follow_the_keras_vocabulary(dirs, tmp_path):
     assert dm.corpus.counts[:4].tolist() == [0, 3, 2, 1]
     assert dm.featurizer.vocab == ["", "c", "b", "a"]  # num_words=4 keeps 3 words
     expected = {(0, 0, 2, 3, 1): 0, (0, 0, 1, 2, 1): 1}
-    got = {tuple(r): int(y) for r, y in zip(dm.padded["test"], dm.labels["test"], strict=True)}
+    got = {tuple(r): int(y) for r, y in zip(padded(dm, "test"), dm.labels["test"], strict=True)}
     assert got == expected
     np.testing.assert_array_equal(dm.featurizer.encode(["b a c"]), [[0, 0, 2, 3, 1]])
 
@@ -90,7 +96,7 @@ def test_second_run_loads_cached_ids_without_reading_texts(dirs, tiny_tree, tmp_
         path.write_text("x" * stat.st_size)
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     second = ready(make(root=str(root)))
-    np.testing.assert_array_equal(first.padded["train"], second.padded["train"])
+    np.testing.assert_array_equal(padded(first, "train"), padded(second, "train"))
     # num_words is applied at setup: sweeping it reuses the same cache entry
     ready(make(root=str(root), num_words=20))
     assert len(token_caches(dirs)) == 1
@@ -107,26 +113,34 @@ def test_cache_notices_a_changed_dataset(dirs, tmp_path):
     assert dm.sizes()["train"] == 11
 
 
-@pytest.mark.parametrize("damage", ["truncated", "zero-length", "flipped byte"])
+@pytest.mark.parametrize(
+    "damage", ["truncated ids", "zero-length offsets", "flipped byte", "no meta", "a file"]
+)
 def test_damaged_token_cache_is_named_and_rebuilt(dirs, tiny_tree, caplog, damage):
     good = ready(make(root=str(tiny_tree)))
     [cache] = token_caches(dirs)
-    data = bytearray(cache.read_bytes())
-    if damage == "truncated":
-        data = data[: len(data) // 2]
-    elif damage == "zero-length":
-        data = bytearray()
+    ids = cache / "train.ids.npy"
+    if damage == "truncated ids":
+        ids.write_bytes(ids.read_bytes()[: ids.stat().st_size // 2])
+    elif damage == "zero-length offsets":
+        (cache / "test.offsets.npy").write_bytes(b"")
+    elif damage == "flipped byte":
+        data = bytearray(ids.read_bytes())
+        data[-5] ^= 0x01  # an id, still in range: only the checksum can tell
+        ids.write_bytes(bytes(data))
+    elif damage == "no meta":
+        (cache / "meta.json").unlink()
     else:
-        data[len(data) // 3] ^= 0xFF
-    cache.write_bytes(bytes(data))
+        shutil.rmtree(cache)
+        cache.write_bytes(b"not a directory")
 
     with caplog.at_level(logging.WARNING):
         again = ready(make(root=str(tiny_tree)))
 
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert any(str(cache) in m and "damaged" in m and "rebuilding" in m for m in warnings)
-    np.testing.assert_array_equal(again.padded["train"], good.padded["train"])
-    assert token_caches(dirs) == [cache] and cache.stat().st_size > 0
+    np.testing.assert_array_equal(padded(again, "train"), padded(good, "train"))
+    assert token_caches(dirs) == [cache] and (cache / "meta.json").stat().st_size > 0
     # the rebuilt cache is read as it is by the next run
     caplog.clear()
     with caplog.at_level(logging.WARNING):
@@ -141,7 +155,8 @@ def test_token_cache_has_normal_permissions(dirs, tiny_tree):
     finally:
         os.umask(old)
     [cache] = token_caches(dirs)
-    assert cache.stat().st_mode & 0o777 == 0o644
+    assert cache.stat().st_mode & 0o777 == 0o755
+    assert {p.stat().st_mode & 0o777 for p in cache.iterdir()} == {0o644}
 
 
 def test_split_is_seeded_and_sizes_are_exact(dirs, tiny_tree):
@@ -149,11 +164,11 @@ def test_split_is_seeded_and_sizes_are_exact(dirs, tiny_tree):
     b = ready(make(root=str(tiny_tree), train_samples=10, val_samples=30, split_seed=1))
     c = ready(make(root=str(tiny_tree), train_samples=10, val_samples=30, split_seed=2))
     assert a.sizes() == {"train": 10, "val": 30, "test": 80}
-    np.testing.assert_array_equal(a.padded["train"], b.padded["train"])
-    assert not np.array_equal(a.padded["train"], c.padded["train"])
+    np.testing.assert_array_equal(padded(a, "train"), padded(b, "train"))
+    assert not np.array_equal(padded(a, "train"), padded(c, "train"))
     # the validation reviews never overlap the training ones
-    train_rows = {tuple(r) for r in a.padded["train"].tolist()}
-    assert not train_rows & {tuple(r) for r in a.padded["val"].tolist()}
+    train_rows = {tuple(r) for r in padded(a, "train").tolist()}
+    assert not train_rows & {tuple(r) for r in padded(a, "val").tolist()}
 
 
 def test_test_split_is_stored_shuffled_with_its_labels(dirs, tiny_tree):
@@ -229,7 +244,7 @@ def test_a_checkpoints_featurizer_decides_the_ids_and_another_is_refused(dirs, t
     fresh.use_featurizer(dm.featurizer)
     ready(fresh)
     assert fresh.featurizer == dm.featurizer
-    np.testing.assert_array_equal(fresh.padded["test"], dm.padded["test"])
+    np.testing.assert_array_equal(padded(fresh, "test"), padded(dm, "test"))
     # Lightning saves nothing under the data module's class name: the featurizer travels
     # under the module's fixed checkpoint key instead
     assert dm.state_dict() == {}

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import QUIET, compose_cfg, train_in_process, write_table
+from conftest import QUIET, compose_cfg, padded, train_in_process, write_table
 from conftest import table_rows as rows
 from embedclf.data.file_datamodules import FastTextDataModule, TableDataModule
 from embedclf.util.errors import UserError
@@ -53,7 +53,7 @@ def test_every_format_gives_the_same_rows(suffix, dirs, tmp_path):
     dm = ready(dirs, train=str(path), test=str(tmp_path / "test.jsonl"))
     assert dm.featurizer.classes == ["neg", "pos"]
     assert dm.featurizer.vocab == reference.featurizer.vocab
-    np.testing.assert_array_equal(dm.padded["train"], reference.padded["train"])
+    np.testing.assert_array_equal(padded(dm, "train"), padded(reference, "train"))
     np.testing.assert_array_equal(dm.labels["test"], reference.labels["test"])
     assert dm.sizes() == {"train": 40, "val": 0, "test": 10}
 
@@ -89,8 +89,8 @@ def test_given_validation_is_used_as_given_and_the_test_carve_is_fixed(dirs, tmp
     other = TableDataModule(cache_dir=str(dirs["cache"]), train=train, val=val, split_seed=7)
     other.prepare_data()
     other.setup("fit")
-    np.testing.assert_array_equal(dm.padded["test"], other.padded["test"])  # seed-independent
-    np.testing.assert_array_equal(dm.padded["val"], other.padded["val"])
+    np.testing.assert_array_equal(padded(dm, "test"), padded(other, "test"))  # seed-independent
+    np.testing.assert_array_equal(padded(dm, "val"), padded(other, "val"))
 
 
 def test_fasttext_lines(dirs, tmp_path):

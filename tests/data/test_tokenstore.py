@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REAL_ARCHIVE, REPO, SMALL, run_script
+from conftest import REAL_ARCHIVE, REPO, SMALL, run_script, token_stores, write_tree
 from embedclf.data.datamodule import TextFolderDataModule
+from embedclf.data.dataset import FolderDataset
 from embedclf.data.tokenstore import TokenizedCorpus, cache_path, start_building
-from embedclf.text.tokenizer import KERAS_FILTERS
+from embedclf.text.tokenizer import KERAS_FILTERS, KerasTokenizer
 from embedclf.util.paths import cache_key, file_identity
 
 DATA = {"archive": "aclImdb_v1.tar.gz", "root": None, "lower": True}
@@ -43,7 +44,7 @@ def start_in_fresh_process(data: dict, env_dirs: dict[str, Path]) -> dict:
 
 
 def caches(env_dirs: dict[str, Path]) -> list[Path]:
-    return sorted((env_dirs["cache"] / "tokens").glob("*.npz"))
+    return token_stores(env_dirs["cache"])
 
 
 def test_the_child_builds_the_cache_the_data_module_then_uses(dirs, tiny_archive):
@@ -60,7 +61,7 @@ def test_the_child_builds_the_cache_the_data_module_then_uses(dirs, tiny_archive
 
     fresh = dirs["cache"].parent / "fresh"
     TextFolderDataModule(data_dir=str(dirs["data"]), cache_dir=str(fresh)).prepare_data()
-    [own] = sorted((fresh / "tokens").glob("*.npz"))
+    [own] = token_stores(fresh)
     child, parent = TokenizedCorpus.load(built), TokenizedCorpus.load(own)
     assert child.vocab == parent.vocab and np.array_equal(child.counts, parent.counts)
     for split in ("train", "test"):
@@ -72,18 +73,19 @@ def test_the_child_builds_the_cache_the_data_module_then_uses(dirs, tiny_archive
     assert start_in_fresh_process(DATA, dirs)["started"] is False
 
 
-def test_the_key_is_the_one_earlier_versions_wrote(dirs, tiny_archive):
-    """Caches made before the cache had a module of its own are found, not rebuilt."""
+def test_the_key_names_the_source_word_rules_and_store_format(dirs, tiny_archive):
+    """The store's key is made of what decides its ids, and of its layout's format: a store
+    of an earlier layout (format 2, one .npz) is never read as this one."""
     archive = shutil.copy(tiny_archive, dirs["data"])
     settings = {
         "source": file_identity(Path(archive)),
         "filters": KERAS_FILTERS,
         "lower": True,
         "vocab": "fitted",
-        "format": 2,
+        "format": 3,
     }
     path = cache_path(Path(archive), filters=KERAS_FILTERS, lower=True, cache_dir=None)
-    assert path == dirs["cache"] / "tokens" / f"{cache_key(settings)}.npz"
+    assert path == dirs["cache"] / "tokens" / cache_key(settings)
 
 
 def test_the_run_waits_for_the_child_and_reads_what_it_built(dirs, tiny_archive):
@@ -161,3 +163,57 @@ def test_a_child_terminated_mid_build_leaves_nothing_behind(dirs):
     assert done.stdout.split()[-1] == "1"  # unwound by SIGTERM, not killed by it (-15)
     left = [p.name for p in (dirs["cache"] / "tokens").iterdir() if not p.name.endswith(".lock")]
     assert left == []
+
+
+# -- the store's layout ------------------------------------------------------------------
+def test_the_store_holds_the_keras_tokenizers_ids_flat_and_maps_them(dirs, tmp_path):
+    root = write_tree(tmp_path / "d", per_class=30)
+    data = TextFolderDataModule(root=str(root), num_words=None, val_samples=0)
+    data.prepare_data()
+    data.setup("fit")
+    texts, _ = FolderDataset(root).read()
+    keras = KerasTokenizer().fit_on_texts(texts.texts["train"])
+    store = data.corpus
+    assert store.vocab == keras.vocabulary()
+    for split in ("train", "test"):
+        ragged = store.ids[split]
+        assert isinstance(ragged.flat, np.memmap) and ragged.flat.dtype == np.int32
+        assert ragged.offsets.dtype == np.int64 and len(ragged.offsets) == len(ragged) + 1
+        got = [seq.tolist() for seq in ragged.sequences()]
+        assert got == keras.texts_to_sequences(texts.texts[split])
+        np.testing.assert_array_equal(store.labels[split], texts.labels[split])
+    [path] = token_stores(dirs["cache"])
+    assert sorted(p.name for p in path.iterdir()) == [
+        "counts.npy",
+        "meta.json",
+        *(f"{s}.{a}.npy" for s in ("test", "train") for a in ("ids", "labels", "offsets")),
+    ]
+
+
+def test_a_build_killed_midway_leaves_no_store_and_the_next_one_builds(dirs, tmp_path):
+    """SIGKILL after the first array is written (no handler can run): the staging directory
+    is left behind, never the store; the next build removes it and writes a good store."""
+    root = write_tree(tmp_path / "d", per_class=10)
+    code = (
+        "import os, signal, sys\n"
+        "import embedclf.data.tokenstore as store\n"
+        "from embedclf.data.datamodule import TextFolderDataModule\n"
+        "real = store.write_synced\n"
+        "def dying(path, write):\n"
+        "    real(path, write)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "store.write_synced = dying\n"
+        "TextFolderDataModule(root=sys.argv[1]).prepare_data()\n"
+    )
+    done = run_script(["-c", code, str(root)], dirs, script="")
+    assert done.returncode == -9
+    tokens = dirs["cache"] / "tokens"
+    assert token_stores(dirs["cache"]) == []
+    [staging] = [p for p in tokens.iterdir() if p.name.startswith(".")]
+    assert staging.is_dir() and (staging / "counts.npy").exists()
+
+    data = TextFolderDataModule(root=str(root))
+    data.prepare_data()
+    data.setup("fit")
+    assert not staging.exists() and len(token_stores(dirs["cache"])) == 1
+    assert data.sizes()["train"] + data.sizes()["val"] == 20

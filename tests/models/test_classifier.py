@@ -8,7 +8,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from conftest import net_spec
+from conftest import net_spec, padded
 from embedclf.data.datamodule import TextFolderDataModule
 from embedclf.models.classifier import EmbeddingClassifier
 from embedclf.models.recipe import EmbeddingClassifierModule
@@ -125,7 +125,7 @@ def test_predict_step_gives_class_probabilities(datamodule):
     assert probabilities.shape == (80, 2)
     torch.testing.assert_close(probabilities.sum(-1), torch.ones(80))
     with torch.no_grad():
-        logits = module(torch.from_numpy(datamodule.padded["test"]))
+        logits = module(torch.from_numpy(padded(datamodule, "test")))
     torch.testing.assert_close(probabilities[:, 1], torch.sigmoid(logits))
     predicted = probabilities.argmax(-1).numpy()
     assert (predicted == datamodule.labels["test"]).mean() > 0.8

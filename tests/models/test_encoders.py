@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from conftest import net_spec
+from embedclf.data.batches import Tokens
 from embedclf.models.classifier import EmbeddingClassifier
 from embedclf.models.encoders import ENCODERS, Encoder, encoder_class
 
@@ -145,3 +146,64 @@ def test_sequence_models_train_and_their_checkpoint_predicts_alone(model, dirs, 
     with torch.no_grad():
         expected = module.probabilities(module(torch.from_numpy(module.featurizer.encode(texts))))
     torch.testing.assert_close(Predictor(metrics["checkpoint"]).probabilities(texts), expected)
+
+
+# -- flat batches (Tokens): each encoder's layout -------------------------------------------
+def flat_rows(rows: list[list[int]], padding: str = "pre") -> Tokens:
+    lengths = torch.tensor([len(r) for r in rows])
+    offsets = torch.cat([torch.zeros(1, dtype=torch.int64), lengths.cumsum(0)])
+    flat = torch.tensor([i for r in rows for i in r], dtype=torch.int64)
+    return Tokens(flat, offsets, padding)
+
+
+ROWS = [[5, 9, 3, 7], [], [2], [8, 8, 1, 4, 6, 2, 3]]
+
+
+@pytest.mark.parametrize("kind", list(ENCODERS))
+@pytest.mark.parametrize("padding", ["pre", "post"])
+def test_flat_rows_give_the_logits_of_the_rows_padded_to_maxlen(kind, padding):
+    """Bags read the flat ids through EmbeddingBag's offsets, the others pad them: the same
+    logits as the padded rows training fed before (the padding on the featurizer's side)."""
+    torch.manual_seed(0)
+    net = EmbeddingClassifier(net_spec(40, 9, 3, kind=kind, dim=8, init="torch")).eval()
+    if kind in ("bag", "weighted_mean"):
+        net.encoder.feature_weight.uniform_(0.5, 2.0)
+    tokens = flat_rows(ROWS, padding)
+    with torch.no_grad():
+        torch.testing.assert_close(net(tokens), net(tokens.padded(9)), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["bag", "weighted_mean", "mean"])
+def test_bags_take_the_flat_ids_with_no_padding(kind):
+    net = EmbeddingClassifier(net_spec(40, 9, kind=kind, dim=8))
+    seen: list[tuple] = []
+    net.embedding.register_forward_hook(lambda m, args, out: seen.append(args))
+    if kind == "mean":  # F.embedding_bag on the weight: no module call to watch
+        assert net.encoder.layout == "bag"
+        return
+    net(flat_rows(ROWS))
+    [(flat, offsets, *_)] = seen
+    assert flat.dim() == 1 and len(flat) == sum(map(len, ROWS)) and bool((flat > 0).all())
+    assert offsets.tolist() == [0, 4, 4, 5]
+
+
+@pytest.mark.parametrize("kind", ["cnn", "rnn", "transformer"])
+def test_order_aware_encoders_see_rows_padded_to_the_batchs_longest(kind):
+    net = EmbeddingClassifier(net_spec(40, 50, kind=kind, dim=8))
+    widths: list[int] = []
+    net.embedding.register_forward_hook(lambda m, args, out: widths.append(args[0].shape[1]))
+    net(flat_rows(ROWS))
+    assert widths == [7]  # the longest row, not maxlen (50)
+    widths.clear()
+    net(flat_rows([[3], []]))
+    assert widths == [1]
+
+
+def test_flatten_pads_every_batch_to_maxlen():
+    net = EmbeddingClassifier(net_spec(40, 9, kind="flatten", dim=2))
+    widths: list[int] = []
+    net.embedding.register_forward_hook(lambda m, args, out: widths.append(args[0].shape[1]))
+    net(flat_rows([[3], [1, 2]]))
+    assert widths == [9]
+    with pytest.raises(ValueError, match="does not fit"):
+        net(flat_rows([list(range(1, 12))]))

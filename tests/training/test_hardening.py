@@ -20,6 +20,7 @@ from conftest import (
     glove_overrides,
     net_spec,
     run_script,
+    token_stores,
     train_in_process,
 )
 from embedclf.models.checkpoint import load_checkpoint
@@ -367,8 +368,8 @@ def test_checkpoints_have_normal_permissions_and_dead_leftovers_are_removed(dirs
         os.umask(old)
     assert not leftover.exists()
     files = [p for p in run.rglob("*") if p.is_file() and ".hydra" not in p.parts]
-    files += list((dirs["cache"] / "tokens").glob("*.npz"))
-    assert any(p.name == "last.ckpt" for p in files)
+    files += [p for store in token_stores(dirs["cache"]) for p in store.iterdir()]
+    assert any(p.name == "last.ckpt" for p in files) and any(p.suffix == ".npy" for p in files)
     modes = {str(p.relative_to(p.parents[1])): oct(p.stat().st_mode & 0o777) for p in files}
     assert set(modes.values()) == {"0o644"}, modes
 

@@ -21,6 +21,7 @@ WEIGHTINGS = ("none", "nb", "sif")
 class Bag(Encoder):
     kind = "bag"
     bag = True
+    layout = "bag"
     by_weight: ClassVar[bool] = False  # divide by the weights' sum instead of the count
 
     def __init__(
@@ -41,6 +42,20 @@ class Bag(Encoder):
         else:
             weights = weights / real.sum(1, keepdim=True).clamp(min=1)
         return embedding(ids, per_sample_weights=weights)
+
+    def forward_bag(
+        self, embedding: nn.Module, flat: torch.Tensor, offsets: torch.Tensor
+    ) -> torch.Tensor:
+        lengths = offsets[1:] - offsets[:-1]
+        weights = self.feature_weight[flat]
+        rows = torch.repeat_interleave(torch.arange(len(lengths), device=flat.device), lengths)
+        if self.by_weight:
+            total = torch.zeros(len(lengths), device=flat.device, dtype=weights.dtype)
+            total = total.index_add(0, rows, weights)
+            weights = weights / total.clamp(min=1e-8)[rows]
+        else:
+            weights = weights / lengths.clamp(min=1).to(weights.dtype)[rows]
+        return embedding(flat, offsets[:-1], per_sample_weights=weights)
 
 
 class WeightedMean(Bag):

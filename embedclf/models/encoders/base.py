@@ -1,11 +1,14 @@
 """The encoder protocol: what every encoder under the classifier's head provides.
 
-An encoder turns a batch of padded feature ids ``(n, length)`` into one vector per row,
-``(n, out_dim)``. It is handed the classifier's embedding (``nn.Embedding``, or
-``nn.EmbeddingBag`` where :attr:`Encoder.bag` says so) with the ids and their mask
-(``ids != PAD_ID``), so encoders that look vectors up row by row and bags that fuse lookup
-and pooling share one call. Every encoder is built from plain settings (its part of the
-``net`` spec) as ``cls(dim=..., seq_len=..., rows=..., **settings)``.
+An encoder turns a batch of feature ids into one vector per row, ``(n, out_dim)``. Its
+:attr:`Encoder.layout` says what it takes: ``"fixed"``, ids padded to ``seq_len`` (flatten's one
+weight per position); ``"longest"``, ids padded to the batch's longest row (order-aware
+encoders); ``"bag"``, the ids flat with offsets, not padded at all (:meth:`Encoder.forward_bag`,
+``nn.EmbeddingBag``'s own input). Every encoder also takes padded ids (:meth:`Encoder.forward`:
+checkpoints exported or scored on padded rows). Both are handed the classifier's embedding
+(``nn.Embedding``, or ``nn.EmbeddingBag`` where :attr:`Encoder.bag` says so); ``forward`` gets
+the ids and their mask (``ids != PAD_ID``). Every encoder is built from plain settings (its
+part of the ``net`` spec) as ``cls(dim=..., seq_len=..., rows=..., **settings)``.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-PAD_ID = 0  # the id of padding (and of no word): its rows never count
+from embedclf.data.batches import PAD_ID  # noqa: F401  (re-exported: encoders' padding id)
+
+LAYOUTS = ("fixed", "longest", "bag")
 
 
 class Encoder(nn.Module):
@@ -23,6 +28,7 @@ class Encoder(nn.Module):
 
     kind: ClassVar[str]
     bag: ClassVar[bool] = False  # True: the embedding is an nn.EmbeddingBag (sum mode)
+    layout: ClassVar[str] = "longest"  # one of LAYOUTS
     out_dim: int
 
     def __init__(self, *, dim: int, seq_len: int, rows: int) -> None:
@@ -30,4 +36,10 @@ class Encoder(nn.Module):
         self.dim, self.seq_len, self.rows = dim, seq_len, rows
 
     def forward(self, embedding: nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward_bag(
+        self, embedding: nn.Module, flat: torch.Tensor, offsets: torch.Tensor
+    ) -> torch.Tensor:
+        """Rows as flat ids and ``n + 1`` offsets (``layout = "bag"`` encoders only)."""
         raise NotImplementedError

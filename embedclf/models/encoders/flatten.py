@@ -13,6 +13,7 @@ class Flatten(Encoder):
     input length is fixed by the training run's ``maxlen``."""
 
     kind = "flatten"
+    layout = "fixed"
 
     def __init__(self, *, dim: int, seq_len: int, rows: int) -> None:
         super().__init__(dim=dim, seq_len=seq_len, rows=rows)

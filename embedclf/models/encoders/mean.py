@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from embedclf.models.encoders.base import Encoder
@@ -12,6 +13,7 @@ class Mean(Encoder):
     """The mean over the non-padding positions; its width does not grow with ``seq_len``."""
 
     kind = "mean"
+    layout = "bag"
 
     def __init__(self, *, dim: int, seq_len: int, rows: int) -> None:
         super().__init__(dim=dim, seq_len=seq_len, rows=rows)
@@ -21,3 +23,10 @@ class Mean(Encoder):
         vectors = embedding(ids)
         weights = mask.unsqueeze(-1).to(vectors.dtype)
         return (vectors * weights).sum(1) / weights.sum(1).clamp(min=1)
+
+    def forward_bag(
+        self, embedding: nn.Module, flat: torch.Tensor, offsets: torch.Tensor
+    ) -> torch.Tensor:
+        return F.embedding_bag(
+            flat, embedding.weight, offsets[:-1], mode="mean", sparse=embedding.sparse
+        )

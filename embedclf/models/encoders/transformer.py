@@ -72,7 +72,11 @@ class Transformer(Encoder):
         if self.cls is not None:
             x = torch.cat([self.cls.expand(len(x), -1, -1), x], 1)
             real = torch.cat([real.new_ones(len(x), 1), real], 1)
-        hidden = self.encoder(x, src_key_padding_mask=~real)
+        # a row with no word attends to its first (padding) position, not to nothing (NaN);
+        # the mean below still weighs it 0
+        attend = real.clone()
+        attend[:, 0] |= ~real.any(1)
+        hidden = self.encoder(x, src_key_padding_mask=~attend)
         if self.cls is not None:
             return hidden[:, 0]
         weights = real.unsqueeze(-1).to(hidden.dtype)

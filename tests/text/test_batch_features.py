@@ -1,0 +1,62 @@
+"""Features made per batch from a word window equal those of whole rows (featurizer.batch)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from embedclf.text.featurizer import TextFeaturizer
+from embedclf.text.ragged import Ragged, concatenate
+
+
+def random_rows(rng: np.random.Generator, n: int, words: int, longest: int) -> Ragged:
+    lengths = rng.integers(0, longest, size=n)
+    flat = rng.integers(1, words, size=int(lengths.sum())).astype(np.int32)
+    return Ragged(flat, np.concatenate([[0], np.cumsum(lengths)]))
+
+
+def featurizer(words: int, **settings) -> TextFeaturizer:
+    vocab = ["", *(f"w{i}" for i in range(1, words))]
+    return TextFeaturizer(vocab=vocab, classes=["a", "b"], filters="", lower=True, **settings)
+
+
+@pytest.mark.parametrize("truncating", ["pre", "post"])
+@pytest.mark.parametrize("ngrams", [1, 2, 3])
+def test_batch_features_equal_the_whole_rows_features_cut_to_maxlen(truncating, ngrams):
+    rng = np.random.default_rng(ngrams)
+    rows = random_rows(rng, 300, 60, 40)
+    f = featurizer(30, maxlen=11, ngrams=ngrams, buckets=97, truncating=truncating)
+    # what training padded before: every word of the vocabulary, all n-grams, then cut
+    whole = f.pad(f.features(rows.keep(rows.flat < 30)))
+    np.testing.assert_array_equal(f.pad(f.batch(rows)), whole)
+    # and a row at a time, from a window of words, as batches make them
+    each = [f.batch(rows.rows(np.array([i]))) for i in range(len(rows))]
+    np.testing.assert_array_equal(f.pad(concatenate(each)), whole)
+    cut = f.batch(rows)
+    assert cut.lengths().max() <= 11 and not np.any(cut.flat == 0)
+
+
+def test_the_window_keeps_exactly_the_words_features_come_from():
+    f = featurizer(50, maxlen=4, ngrams=2, buckets=10)
+    rows = Ragged(np.arange(1, 11, dtype=np.int32), np.array([0, 10]))
+    assert f.word_window == 5
+    # pre: the last 5 words; the first of them only starts the first kept bigram
+    assert f.window(rows).flat.tolist() == [6, 7, 8, 9, 10]
+    assert featurizer(50, maxlen=4).window(rows).flat.tolist() == [7, 8, 9, 10]
+
+
+def test_truncate_and_rows_of_ragged():
+    rows = Ragged(np.array([1, 2, 3, 4, 5, 6], np.int32), np.array([0, 4, 4, 6]))
+    assert [r.tolist() for r in rows.truncate(2, "pre").sequences()] == [[3, 4], [], [5, 6]]
+    assert [r.tolist() for r in rows.truncate(2, "post").sequences()] == [[1, 2], [], [5, 6]]
+    assert [r.tolist() for r in rows.rows(np.array([2, 0])).sequences()] == [[5, 6], [1, 2, 3, 4]]
+    assert [r.tolist() for r in rows.slice(1, 3).sequences()] == [[], [5, 6]]
+
+
+def test_one_word_of_features_needs_the_word_before_it():
+    """maxlen=1 with bigrams: the last feature is the bigram ending at the last word, which
+    only the word before it can make (the window keeps ngrams - 1 more words)."""
+    f = featurizer(50, maxlen=1, ngrams=2, buckets=10)
+    rows = Ragged(np.array([3, 4, 5], np.int32), np.array([0, 3]))
+    whole = f.features(rows).truncate(1, "pre")
+    assert f.batch(rows).flat.tolist() == whole.flat.tolist() and whole.flat[0] >= 50
