@@ -17,7 +17,7 @@ from embedclf.util.cli import hydra_task, run_hydra
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 @hydra_task
 def main(cfg: DictConfig) -> float | None:
-    from embedclf.data.tokenstore import start_building
+    from embedclf.data.storebuild import start_building
     from embedclf.util.startup import quick_imports
 
     # a first run reads and tokenises the reviews in a child process while this one loads

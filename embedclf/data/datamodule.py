@@ -30,7 +30,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from embedclf.data import sources, tokenstore
+from embedclf.data import sources, storebuild, tokenstore
 from embedclf.data.batches import Batch, Tokens
 from embedclf.data.dataset import FolderDataset, TextDataset
 from embedclf.data.tokenstore import TokenizedCorpus
@@ -183,7 +183,7 @@ class TextDataModule(pl.LightningDataModule):
     def prepare_data(self) -> None:
         hp = self.hparams
         source = self.source()
-        tokenstore.ensure(
+        storebuild.ensure(
             source,
             self._tokens_path(source),
             filters=hp.filters,

@@ -9,7 +9,7 @@ never look further.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -51,12 +51,13 @@ class FolderDataset:
 
 @dataclass(frozen=True)
 class FileDataset:
-    """Files per split (``train``; ``val`` and ``test`` optional), each read by ``read_file``
-    into texts and raw labels. Without test files, ``test_samples`` training rows (a count, or
-    a fraction) are held out for testing by a fixed shuffle, before the vocabulary is fitted."""
+    """Files per split (``train``; ``val`` and ``test`` optional), each read by ``read_blocks``
+    into texts and raw labels, a block at a time. Without test files, ``test_samples`` training
+    rows (a count, or a fraction) are held out for testing by a fixed shuffle, before the
+    vocabulary is fitted."""
 
     files: Mapping[str, tuple[Path, ...]]
-    read_file: Callable[[Path], tuple[list[str], list[Any]]] = field(compare=False)
+    read_blocks: Callable[[Path], Iterable[tuple[list[str], list[Any]]]] = field(compare=False)
     settings: Mapping[str, Any]
     test_samples: float = 0.1
     label_names: tuple[str, ...] | None = None
@@ -78,16 +79,38 @@ class FileDataset:
         texts: dict[str, list[str]] = {}
         raw: dict[str, list[Any]] = {}
         where = {}
-        for split, paths in self.files.items():
+        for split in self.files:
             texts[split], raw[split] = [], []
-            for path in paths:
-                split_texts, split_labels = self.read_file(path)
+            for split_texts, split_labels in self._blocks(split):
                 texts[split] += split_texts
                 raw[split] += split_labels
-            where[split] = ", ".join(map(str, paths))
+            where[split] = self._where(split)
         if "test" not in self.files:
             carve_test(texts, raw, where, self.test_samples)
         return labelled(texts, raw, where, names=self.label_names, offset=self.label_offset), []
+
+    def _blocks(self, split: str) -> Iterator[tuple[list[str], list[Any]]]:
+        for path in self.files[split]:
+            yield from self.read_blocks(path)
+
+    def _where(self, split: str) -> str:
+        return ", ".join(map(str, self.files[split]))
+
+    def streams(self) -> bool:
+        """Whether :meth:`stream` can read it (a test split to read, none to carve out)."""
+        return "test" in self.files
+
+    def stream(self) -> Iterator[tuple[str, list[str], list[Any]]]:
+        """``(split, texts, raw labels)`` a block at a time, ``train`` first."""
+        for split in self.files:
+            for texts, raw in self._blocks(split):
+                yield split, texts, raw
+
+    def label(self, raw: Mapping[str, list[Any]]) -> tuple[list[str], dict[str, np.ndarray]]:
+        """The class names and integer labels of what :meth:`stream` gave."""
+        where = {split: self._where(split) for split in raw}
+        found = labelled({}, dict(raw), where, names=self.label_names, offset=self.label_offset)
+        return found.classes, found.labels
 
 
 def carve_test(texts: dict, raw: dict, where: dict, share: float) -> None:

@@ -10,14 +10,14 @@ glob of files of one format.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from embedclf.data.datamodule import TextDataModule
 from embedclf.data.dataset import FileDataset, TextDataset
-from embedclf.data.readers.fasttext import read_fasttext
-from embedclf.data.readers.table import Columns, expand, format_of, read_table
+from embedclf.data.readers.fasttext import fasttext_blocks
+from embedclf.data.readers.table import Columns, expand, format_of, table_blocks
 from embedclf.util.errors import ConfigError
 
 SPLITS = ("train", "val", "test")
@@ -103,8 +103,8 @@ class TableDataModule(FileDataModule):
         )
         formats = {path: format_of(path, hp.format) for paths in files.values() for path in paths}
 
-        def read(path: Path) -> tuple[list[str], list[Any]]:
-            return read_table(path, formats[path], columns)
+        def read(path: Path) -> Iterator[tuple[list[str], list[Any]]]:
+            return table_blocks(path, formats[path], columns)
 
         return FileDataset(
             files,
@@ -133,7 +133,7 @@ class FastTextDataModule(FileDataModule):
         hp = self.hparams
         return FileDataset(
             self.files(),
-            functools.partial(read_fasttext, prefix=hp.label_prefix, encoding=hp.encoding),
+            functools.partial(fasttext_blocks, prefix=hp.label_prefix, encoding=hp.encoding),
             settings={"reader": "fasttext", "prefix": hp.label_prefix, "encoding": hp.encoding},
             test_samples=hp.test_samples,
         )

@@ -1,48 +1,29 @@
-"""The token cache: every review's ids, built once per dataset and word rules, by one process.
+"""The token store: every text's ids, flat per split, built once per dataset and word rules.
 
 :class:`TokenizedCorpus` is what it holds: the whole training vocabulary ranked as Keras ranks
-it, with counts, and every review's ids over that vocabulary. A ``num_words`` limit is
-applied when the data is set up, so sweeping it never tokenises again.
-
-Building it (reading the archive, tokenising 50,000 reviews) is the slow part of a first run;
-so is importing torch and Lightning. Nothing here imports either, so ``train.py`` can start
-building the cache in a child process as soon as its config is composed
-(:func:`start_building`) while it loads them itself: on two cores the two overlap. Every
-builder holds the cache entry's file lock, so whichever process comes second (the run itself,
-a parallel sweep job, a DDP rank) waits for the first and reads what it wrote; a child that
-fails leaves nothing behind, and the run then builds the cache itself and reports the error.
+it, with counts, and every text's ids over that vocabulary. A ``num_words`` limit is applied
+per batch, so sweeping it never tokenises again. ``storebuild.py`` builds stores; this module
+says where one lives (:func:`cache_path`), and writes (:class:`StoreWriter`) and opens one.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import multiprocessing
 import os
-import signal
-import sys
-import threading
-import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
-from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from embedclf.data import sources
 from embedclf.data.dataset import FolderDataset, TextDataset
 from embedclf.text.featurizer import TextFeaturizer
 from embedclf.text.ragged import Ragged
-from embedclf.text.tokenizer import KERAS_FILTERS, fit_corpus
 from embedclf.util.errors import DataError
-from embedclf.util.fileio import atomic_directory, exclusive, file_crc32, write_synced
+from embedclf.util.fileio import atomic_directory, file_crc32, write_synced
 from embedclf.util.paths import cache_dir as resolve_cache_dir
 from embedclf.util.paths import cache_key
-
-log = logging.getLogger(__name__)
 
 
 def as_dataset(source: Path | TextDataset) -> TextDataset:
@@ -68,114 +49,6 @@ def cache_path(
         "format": TOKENS_FORMAT,
     }
     return resolve_cache_dir(cache_dir) / "tokens" / cache_key(settings)
-
-
-def ensure(
-    source: Path | TextDataset,
-    path: Path,
-    *,
-    filters: str,
-    lower: bool,
-    encoder: TextFeaturizer | None = None,
-) -> None:
-    """Build the cache entry ``path`` unless it exists, one process at a time."""
-    if path.exists():
-        return
-    with exclusive(path, f"the token ids of {source}"):
-        if not path.exists():  # another process may have built it while we waited
-            build(source, path, filters=filters, lower=lower, encoder=encoder)
-
-
-def build(
-    source: Path | TextDataset,
-    path: Path,
-    *,
-    filters: str,
-    lower: bool,
-    encoder: TextFeaturizer | None = None,
-) -> None:
-    """Read every review of ``source``, tokenise it and write ``path`` atomically."""
-    started = time.perf_counter()
-    log.info("reading %s", source)
-    texts, _ = as_dataset(source).read()
-    log.info("tokenising %s", ", ".join(f"{len(t)} {s}" for s, t in texts.texts.items()))
-    if encoder is None:
-        vocab, counts, ids = fit_corpus(texts.texts, filters, lower)
-    else:  # a checkpoint's vocabulary: never refitted on other data
-        if texts.classes != encoder.classes:
-            raise DataError(
-                f"{source} has classes {texts.classes} but the checkpoint was trained "
-                f"on {encoder.classes}"
-            )
-        vocab, counts = encoder.vocab, np.zeros(len(encoder.vocab), np.int64)
-        ids = {split: encoder.word_ids(t) for split, t in texts.texts.items()}
-    TokenizedCorpus(texts.classes, vocab, counts, ids, texts.labels).save(path)
-    log.info("tokenised %s in %.1f s -> %s", source, time.perf_counter() - started, path)
-
-
-def _stop(signum: int, frame: object) -> None:
-    raise SystemExit(1)
-
-
-def _build_quietly(source: TextDataset, path: Path, filters: str, lower: bool) -> None:
-    """The child's whole life: build, and never let an error out (the run reports it).
-
-    A parent that exits early (a config error) terminates its daemonic child: SIGTERM then
-    unwinds the build like an error, so its staging file is removed, not left behind.
-    """
-    code = 0
-    try:
-        signal.signal(signal.SIGTERM, _stop)
-        ensure(source, path, filters=filters, lower=lower)
-    except BaseException as err:
-        log.debug("building the token cache in a child process failed: %r", err)
-        code = 1
-    finally:
-        os._exit(code)  # no atexit handlers or buffers inherited from the parent
-
-
-def start_building(data: Mapping[str, Any]) -> BaseProcess | None:
-    """Start building the token cache of the ``data`` config in a child process, or None.
-
-    Only where it is safe and useful: on Linux (where forking before torch is loaded is
-    safe), in a process that is single-threaded and has not loaded torch, in the first (or
-    only) rank of a machine, when the dataset is already on disk (no download from a child)
-    and its cache entry is missing. Anything odd in the settings means no child: the run
-    itself then checks them and says what is wrong.
-    """
-    if (
-        sys.platform != "linux"
-        or "torch" in sys.modules
-        or threading.active_count() > 1
-        or os.environ.get("LOCAL_RANK", "0") != "0"
-    ):
-        return None
-    try:
-        found = sources.find_dataset(
-            root=data.get("root"),
-            archive=data["archive"],
-            urls=[],
-            sha256=None,
-            data_dir=data.get("data_dir"),
-            download=False,
-        )
-        source = FolderDataset(found, follow_links=bool(data.get("follow_links", False)))
-        # as given, not converted: the key must be the one the data module computes
-        filters, lower = data.get("filters", KERAS_FILTERS), data.get("lower", True)
-        path = cache_path(source, filters=filters, lower=lower, cache_dir=data.get("cache_dir"))
-    except Exception:
-        return None
-    if path.exists():
-        return None
-    child = multiprocessing.get_context("fork").Process(
-        target=_build_quietly, args=(source, path, filters, lower), daemon=True
-    )
-    try:
-        child.start()
-    except (AssertionError, OSError):  # e.g. a daemonic worker, which may not have children
-        return None
-    log.info("building the token ids of %s in process %d, beside this one", source, child.pid)
-    return child
 
 
 TOKENS_FORMAT = 3  # bump when the layout of the token store changes
@@ -212,23 +85,14 @@ class TokenizedCorpus:
     def save(self, path: Path) -> None:
         """Write the directory ``path`` atomically: a killed writer leaves a temporary
         sibling (removed by the next writer), never a ``path`` that is not complete."""
-        arrays = {"counts.npy": np.asarray(self.counts, np.int64)}
-        for split, ragged in self.ids.items():
-            arrays[f"{split}.ids.npy"] = np.asarray(ragged.flat, np.int32)
-            arrays[f"{split}.offsets.npy"] = np.asarray(ragged.offsets, np.int64)
-            arrays[f"{split}.labels.npy"] = np.asarray(self.labels[split], np.int64)
         with atomic_directory(path) as tmp:
-            for name, array in arrays.items():
-                write_synced(tmp / name, partial(np.save, arr=array, allow_pickle=False))
-            meta = {
-                "format": TOKENS_FORMAT,
-                "classes": self.classes,
-                "splits": list(self.ids),
-                "rows": {split: len(labels) for split, labels in self.labels.items()},
-                "crc32": {name: file_crc32(tmp / name) for name in arrays},
-                "vocab": self.vocab,
-            }
-            write_synced(tmp / META_FILE, lambda file: file.write(json.dumps(meta).encode()))
+            writer = StoreWriter(tmp)
+            writer.save("counts.npy", np.asarray(self.counts, np.int64))
+            for split, ragged in self.ids.items():
+                writer.save(f"{split}.ids.npy", np.asarray(ragged.flat, np.int32))
+                writer.save(f"{split}.offsets.npy", np.asarray(ragged.offsets, np.int64))
+                writer.save(f"{split}.labels.npy", np.asarray(self.labels[split], np.int64))
+            writer.finish(self.classes, list(self.ids), self.vocab)
 
     @classmethod
     def load(cls, path: Path) -> TokenizedCorpus:
@@ -274,3 +138,45 @@ class TokenizedCorpus:
                 or np.any(np.diff(offsets) < 0)
             ):
                 raise ValueError(f"the {split} ids are inconsistent")
+
+
+class StoreWriter:
+    """Writes the files of a token store into a staging directory, each flushed to the disk,
+    then ``meta.json`` with every file's CRC-32 (last: a store without it is not one)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.names: list[str] = []
+
+    def save(self, name: str, array: np.ndarray) -> None:
+        write_synced(self.directory / name, partial(np.save, arr=array, allow_pickle=False))
+        self.names.append(name)
+
+    def save_mapped(
+        self, name: str, source: np.ndarray, dtype: type, convert: Any = None, block: int = 1 << 24
+    ) -> None:
+        """``source`` (a mapped scratch array, possibly larger than memory) as ``name``, a
+        block at a time, through ``convert`` if given (the build's id remapping)."""
+        target = np.lib.format.open_memmap(
+            self.directory / name, mode="w+", dtype=dtype, shape=(len(source),)
+        )
+        for start in range(0, len(source), block):
+            part = np.asarray(source[start : start + block])
+            target[start : start + block] = convert(part) if convert is not None else part
+        target.flush()
+        del target
+        with open(self.directory / name, "rb+") as file:
+            os.fsync(file.fileno())
+        self.names.append(name)
+
+    def finish(self, classes: list[str], splits: list[str], vocab: list[str]) -> None:
+        if sorted(self.names) != sorted(_array_files(splits)):
+            raise ValueError(f"a token store needs {_array_files(splits)}, got {self.names}")
+        meta = {
+            "format": TOKENS_FORMAT,
+            "classes": classes,
+            "splits": splits,
+            "crc32": {name: file_crc32(self.directory / name) for name in self.names},
+            "vocab": vocab,
+        }
+        write_synced(self.directory / META_FILE, lambda file: file.write(json.dumps(meta).encode()))

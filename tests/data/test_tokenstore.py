@@ -11,10 +11,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REAL_ARCHIVE, REPO, SMALL, run_script, token_stores, write_tree
+from conftest import (
+    REAL_ARCHIVE,
+    REPO,
+    SMALL,
+    run_script,
+    table_rows,
+    token_stores,
+    write_table,
+    write_tree,
+)
 from embedclf.data.datamodule import TextFolderDataModule
 from embedclf.data.dataset import FolderDataset
-from embedclf.data.tokenstore import TokenizedCorpus, cache_path, start_building
+from embedclf.data.storebuild import start_building
+from embedclf.data.tokenstore import TokenizedCorpus, cache_path
 from embedclf.text.tokenizer import KERAS_FILTERS, KerasTokenizer
 from embedclf.util.paths import cache_key, file_identity
 
@@ -25,7 +35,7 @@ def start_in_fresh_process(data: dict, env_dirs: dict[str, Path]) -> dict:
     """``start_building(data)`` where train.py calls it: a process that has not loaded torch."""
     code = (
         "import json, sys\n"
-        "from embedclf.data.tokenstore import start_building\n"
+        "from embedclf.data.storebuild import start_building\n"
         "child = start_building(json.loads(sys.argv[1]))\n"
         "if child is not None: child.join()\n"
         "print(json.dumps({'started': child is not None, 'exitcode': child and child.exitcode,"
@@ -95,7 +105,7 @@ def test_the_run_waits_for_the_child_and_reads_what_it_built(dirs, tiny_archive)
     code = (
         "import logging, sys\n"
         "logging.basicConfig(level='INFO', stream=sys.stdout, format='%(process)d %(message)s')\n"
-        "from embedclf.data.tokenstore import start_building\n"
+        "from embedclf.data.storebuild import start_building\n"
         "child = start_building({'archive': 'aclImdb_v1.tar.gz'})\n"
         "from embedclf.data.datamodule import TextFolderDataModule\n"
         "data = TextFolderDataModule()\n"
@@ -152,7 +162,7 @@ def test_a_child_terminated_mid_build_leaves_nothing_behind(dirs):
     (dirs["data"] / REAL_ARCHIVE.name).symlink_to(REAL_ARCHIVE)
     code = (
         "import sys, time\n"
-        "from embedclf.data.tokenstore import start_building\n"
+        "from embedclf.data.storebuild import start_building\n"
         "child = start_building({'archive': 'aclImdb_v1.tar.gz'})\n"
         "time.sleep(3)\n"  # mid-build: still reading the archive
         "child.terminate(); child.join()\n"
@@ -210,10 +220,50 @@ def test_a_build_killed_midway_leaves_no_store_and_the_next_one_builds(dirs, tmp
     tokens = dirs["cache"] / "tokens"
     assert token_stores(dirs["cache"]) == []
     [staging] = [p for p in tokens.iterdir() if p.name.startswith(".")]
-    assert staging.is_dir() and (staging / "counts.npy").exists()
+    assert staging.is_dir() and any(p.suffix == ".npy" for p in staging.iterdir())
 
     data = TextFolderDataModule(root=str(root))
     data.prepare_data()
     data.setup("fit")
     assert not staging.exists() and len(token_stores(dirs["cache"])) == 1
     assert data.sizes()["train"] + data.sizes()["val"] == 20
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_streamed_build_by_a_pool_of_workers_gives_the_keras_ids(
+    dirs, tmp_path, fmt, monkeypatch
+):
+    """Tables with a test file stream a block at a time; blocks of 7 texts make many blocks,
+    so the pool splits them and the first-seen order must be merged across blocks."""
+    import embedclf.data.storebuild as storebuild
+    from embedclf.data.file_datamodules import TableDataModule
+
+    monkeypatch.setattr(storebuild, "BLOCK_TEXTS", 7)
+    pools = []
+    real_pool = storebuild.multiprocessing.get_context("fork").Pool
+
+    class Counted:
+        def Pool(self, n):
+            pools.append(n)
+            return real_pool(n)
+
+    monkeypatch.setattr(storebuild.multiprocessing, "get_context", lambda kind: Counted())
+    monkeypatch.setattr(storebuild, "_workers", lambda: 2)
+    train, test = table_rows(40, seed=1), table_rows(15, seed=2)
+    write_table(tmp_path / f"train.{fmt}", train)
+    write_table(tmp_path / f"test.{fmt}", test)
+    data = TableDataModule(
+        train=str(tmp_path / f"train.{fmt}"), test=str(tmp_path / f"test.{fmt}"), val_samples=0
+    )
+    data.prepare_data()
+    data.setup("fit")
+    assert pools == [2]  # the pool did the splitting
+    keras = KerasTokenizer().fit_on_texts([r["text"] for r in train])
+    store = data.corpus
+    assert store.vocab == keras.vocabulary() and store.classes == ["neg", "pos"]
+    for split, rows in (("train", train), ("test", test)):
+        got = [seq.tolist() for seq in store.ids[split].sequences()]
+        assert got == keras.texts_to_sequences([r["text"] for r in rows])
+        assert store.labels[split].tolist() == [store.classes.index(r["label"]) for r in rows]
+    counts = dict(keras.word_counts)
+    assert store.counts.tolist() == [0, *(counts[w] for w in store.vocab[1:])]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import io
+from collections.abc import Iterator
 from pathlib import Path
 
 from embedclf.util.errors import DataError
@@ -44,3 +45,10 @@ def read_fasttext(path: Path, prefix: str, encoding: str = "utf-8") -> tuple[lis
     if not texts:
         raise DataError(f"{path} holds no labelled line; give {prefix}NAME text lines")
     return texts, labels
+
+
+def fasttext_blocks(
+    path: Path, prefix: str, encoding: str = "utf-8"
+) -> Iterator[tuple[list[str], list[str]]]:
+    """:func:`read_fasttext` as blocks (one: the file), as the token store's build reads."""
+    yield read_fasttext(path, prefix, encoding)

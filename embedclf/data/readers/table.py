@@ -76,17 +76,16 @@ def format_of(path: Path, configured: str | None) -> str:
     return found
 
 
-def read_table(path: Path, fmt: str, columns: Columns) -> tuple[list[str], list[Any]]:
-    """The texts and raw labels (strings or ints) of one file, checked row by row."""
+def table_blocks(path: Path, fmt: str, columns: Columns) -> Iterator[tuple[list[str], list[Any]]]:
+    """The texts and raw labels of one file a block at a time (rows checked as they come):
+    what the token store's streaming build reads, never the whole file at once."""
     assert columns.label is not None
-    texts: list[str] = []
-    labels: list[Any] = []
+    rows = 0
     for block, block_texts, first in iter_texts(path, fmt, columns):
-        texts += block_texts
-        labels += _label_column(block, columns.label, path, first)
-    if not labels:
+        rows += len(block_texts)
+        yield block_texts, _label_column(block, columns.label, path, first)
+    if not rows:
         raise DataError(f"{path} holds no rows; give a file with a header and labelled texts")
-    return texts, labels
 
 
 def iter_texts(path: Path, fmt: str, columns: Columns) -> Iterator[tuple[pa.Table, list[str], int]]:
