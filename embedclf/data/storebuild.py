@@ -180,6 +180,8 @@ def build_store(
     encoder: TextFeaturizer | None = None,
 ) -> None:
     """Read, tokenise and write the token store ``path`` (atomically) for ``dataset``."""
+    started = time.perf_counter()
+    log.info("reading and tokenising %s", dataset)
     blocks, label = blocks_of(dataset)
     vocabulary = _Vocabulary(encoder)
     splits: dict[str, _Split] = {}
@@ -224,6 +226,7 @@ def build_store(
         counts = vocabulary.counts if encoder is None else np.zeros(len(vocabulary.vocab), np.int64)
         writer.save("counts.npy", counts)
         writer.finish(classes, list(splits), vocabulary.vocab)
+    log.info("tokenised %s in %.1f s -> %s", dataset, time.perf_counter() - started, path)
 
 
 def _split_all(
@@ -279,22 +282,7 @@ def ensure(
         return
     with exclusive(path, f"the token ids of {source}"):
         if not path.exists():  # another process may have built it while we waited
-            build(source, path, filters=filters, lower=lower, encoder=encoder)
-
-
-def build(
-    source: Path | TextDataset,
-    path: Path,
-    *,
-    filters: str,
-    lower: bool,
-    encoder: TextFeaturizer | None = None,
-) -> None:
-    """Read every text of ``source``, tokenise it and write the store ``path`` atomically."""
-    started = time.perf_counter()
-    log.info("reading and tokenising %s", source)
-    build_store(as_dataset(source), path, filters=filters, lower=lower, encoder=encoder)
-    log.info("tokenised %s in %.1f s -> %s", source, time.perf_counter() - started, path)
+            build_store(as_dataset(source), path, filters=filters, lower=lower, encoder=encoder)
 
 
 def _stop(signum: int, frame: object) -> None:
