@@ -62,6 +62,9 @@ class FileDataset:
     test_samples: float = 0.1
     label_names: tuple[str, ...] | None = None
     label_offset: int = 0
+    # texts without labels (pretraining reads them), each file's texts a block at a time
+    unlabelled: tuple[Path, ...] = ()
+    read_texts: Callable[[Path], Iterable[list[str]]] | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
         return ", ".join(str(p) for paths in self.files.values() for p in paths)
@@ -73,6 +76,11 @@ class FileDataset:
             "test_samples": None if "test" in self.files else self.test_samples,
             "label_names": self.label_names,
             "label_offset": self.label_offset,
+            **(
+                {"unlabelled": [file_identity(p) for p in self.unlabelled]}
+                if self.unlabelled
+                else {}
+            ),
         }
 
     def read(self, *, unlabelled: bool = False) -> tuple[LabelledTexts, list[str]]:
@@ -87,7 +95,13 @@ class FileDataset:
             where[split] = self._where(split)
         if "test" not in self.files:
             carve_test(texts, raw, where, self.test_samples)
-        return labelled(texts, raw, where, names=self.label_names, offset=self.label_offset), []
+        found = labelled(texts, raw, where, names=self.label_names, offset=self.label_offset)
+        extra: list[str] = []
+        if unlabelled and self.read_texts is not None:
+            for path in self.unlabelled:
+                for block in self.read_texts(path):
+                    extra += block
+        return found, extra
 
     def _blocks(self, split: str) -> Iterator[tuple[list[str], list[Any]]]:
         for path in self.files[split]:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from embedclf.data.datamodule import TextDataModule
 from embedclf.data.dataset import FileDataset, TextDataset
 from embedclf.data.readers.fasttext import fasttext_blocks
-from embedclf.data.readers.table import Columns, expand, format_of, table_blocks
+from embedclf.data.readers.table import Columns, expand, format_of, iter_texts, table_blocks
 from embedclf.util.errors import ConfigError
 
 SPLITS = ("train", "val", "test")
@@ -43,11 +44,17 @@ class FileDataModule(TextDataModule):
         train: str | None = None,
         val: str | None = None,
         test: str | None = None,
+        unlabelled: str | None = None,
         encoding: str = "utf-8",
         test_samples: float = 0.1,
         **common: Any,
     ) -> None:
         super().__init__(**common)
+
+    def unlabelled_files(self) -> tuple[Path, ...]:
+        """Files of texts without labels (``data.unlabelled``), for pretraining only."""
+        hp = self.hparams
+        return tuple(expand(str(hp.unlabelled), "data.unlabelled")) if hp.unlabelled else ()
 
     def files(self) -> dict[str, tuple[Path, ...]]:
         """The files of each split given (``train`` required)."""
@@ -106,6 +113,13 @@ class TableDataModule(FileDataModule):
         def read(path: Path) -> Iterator[tuple[list[str], list[Any]]]:
             return table_blocks(path, formats[path], columns)
 
+        unlabelled = self.unlabelled_files()
+        text_only = replace(columns, label=None)
+
+        def read_texts(path: Path) -> Iterator[list[str]]:
+            for _, texts, _ in iter_texts(path, format_of(path, hp.format), text_only):
+                yield texts
+
         return FileDataset(
             files,
             read,
@@ -113,6 +127,8 @@ class TableDataModule(FileDataModule):
             test_samples=hp.test_samples,
             label_names=_names(hp.label_names),
             label_offset=int(hp.label_offset),
+            unlabelled=unlabelled,
+            read_texts=read_texts,
         )
 
 

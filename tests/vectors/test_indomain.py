@@ -91,3 +91,23 @@ def test_vectors_from_a_table_source_use_its_training_rows_only(tmp_path):
     )
     words = set(load_vectors(path, cache_dir=tmp_path / "vcache").words)
     assert "great" in words and "quokka" not in words
+
+
+def test_a_tables_unlabelled_rows_are_pretrained_on_and_key_the_vectors(tmp_path):
+    from conftest import table_rows, write_table
+    from embedclf.data.file_datamodules import TableDataModule
+
+    train = write_table(tmp_path / "train.csv", table_rows(10))
+    test = write_table(tmp_path / "test.csv", [{"text": "a quokka here", "label": "pos"}] * 2)
+    extra = write_table(tmp_path / "more.parquet", [{"text": "zebrafish swim, zebrafish glow"}])
+    plain = TableDataModule(train=str(train), test=str(test)).source()
+    source = TableDataModule(train=str(train), test=str(test), unlabelled=str(extra)).source()
+    assert source.identity() != plain.identity()  # other texts: other vectors
+    path = pretrained_vectors(
+        source=source, filters=",", lower=True, settings=SETTINGS, cache_dir=tmp_path / "cache"
+    )
+    words = set(load_vectors(path, cache_dir=tmp_path / "vcache").words)
+    assert "zebrafish" in words and "great" in words and "quokka" not in words
+    # training reads no unlabelled row
+    texts, unlabelled = source.read(unlabelled=False)
+    assert unlabelled == [] and texts.texts == plain.read()[0].texts
