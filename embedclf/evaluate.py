@@ -21,6 +21,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from embedclf.runs import rundir  # noqa: F401  (registers ${embedclf.run_id:}, the run dir)
 from embedclf.util.cli import hydra_task, run_hydra
 from embedclf.util.errors import ConfigError
 from embedclf.util.fileio import atomic_write_json

@@ -14,6 +14,7 @@ import hydra
 from omegaconf import DictConfig
 
 from embedclf.training.build import for_config
+from embedclf.runs import rundir  # noqa: F401  (registers ${embedclf.run_id:}, the run dir)
 from embedclf.util.cli import hydra_task, run_hydra
 from embedclf.util.errors import ConfigError
 
