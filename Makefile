@@ -59,8 +59,8 @@ train:  ## the default experiment: the seed's learned embedding
 prepare:  ## fetch and prepare data and vectors for EXPERIMENT without training
 	$(PYTHON) -m embedclf.prepare experiment=$(or $(EXPERIMENT),seed_glove)
 
-bench:  ## speed and accuracy figures as ratios against their peers, measured in one run
-	$(PYTHON) benchmarks/run.py
+bench:  ## speed and accuracy figures against their peers, in one run (ONLY=scale: one part)
+	$(PYTHON) benchmarks/run.py $(if $(ONLY),--only $(ONLY))
 
 benchmark: bench
 

@@ -1,6 +1,7 @@
 """``make bench``: embedclf's speed and accuracy as ratios against peers measured in the same run.
 
     python benchmarks/run.py [--data-dir DIR] [--only speed,predict,ngram,sentences,few,...]
+    make bench ONLY=scale        # one part (here the scale benchmark, benchmarks/scale.py)
 
 Every figure is measured here, now, on this machine, beside its peer:
 - speed: seed_learned's training (``fit_seconds``) against a plain PyTorch loop doing the same
@@ -14,7 +15,9 @@ Every figure is measured here, now, on this machine, beside its peer:
   through data=table, against TF-IDF + logistic regression and NBSVM;
 - few: few_glove and few_indomain over seeds 0, 1, 2 against mean vectors + logistic regression;
 - seed: the book's GloVe and scratch runs over three seeds against Keras;
-- vectors: loading GloVe 6B 50-d.
+- vectors: loading GloVe 6B 50-d;
+- scale (not in the default run: about half an hour): every stage at 25k to 3.6M synthetic
+  documents through data=table, and the fastText race (benchmarks/scale.py).
 
 Runs train.py as a user would (a fresh process per run) with data and caches in a temporary
 directory. Prints figures and ratios with their targets; nothing is asserted.
@@ -389,6 +392,9 @@ def main() -> None:
             bench_seed(env, tmp, archive)
         if "vectors" in parts:
             bench_vectors(tmp, args.data_dir)
+    if "scale" in parts:  # its own process and temporary directory: it writes GBs of data
+        archive_arg = ["--archive", str(archive)]
+        subprocess.run([sys.executable, "benchmarks/scale.py", *archive_arg], cwd=REPO, check=True)
 
 
 if __name__ == "__main__":

@@ -14,9 +14,9 @@ import time
 import hydra
 from omegaconf import DictConfig
 
+from embedclf.runs import rundir  # noqa: F401  (registers ${embedclf.run_id:}, the run dir)
 from embedclf.training.build import build_datamodule, pretrained_embedding
 from embedclf.training.checks import check_config
-from embedclf.runs import rundir  # noqa: F401  (registers ${embedclf.run_id:}, the run dir)
 from embedclf.util.cli import hydra_task, run_hydra
 
 log = logging.getLogger(__name__)

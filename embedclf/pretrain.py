@@ -13,8 +13,8 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from embedclf.training.build import for_config
 from embedclf.runs import rundir  # noqa: F401  (registers ${embedclf.run_id:}, the run dir)
+from embedclf.training.build import for_config
 from embedclf.util.cli import hydra_task, run_hydra
 from embedclf.util.errors import ConfigError
 

@@ -97,18 +97,49 @@ class ChunkSampler(Sampler[torch.Tensor]):
     def __len__(self) -> int:
         return math.ceil(self._rows() / self.chunk)
 
+    def _order(self) -> torch.Tensor:
+        if not self.shuffle:
+            return torch.arange(self.n)
+        seed = int(torch.empty((), dtype=torch.int64).random_().item())
+        generator = torch.Generator()
+        generator.manual_seed(seed)
+        return self._shuffled(generator)
+
+    def _shuffled(self, generator: torch.Generator) -> torch.Tensor:
+        return torch.randperm(self.n, generator=generator)
+
     def __iter__(self) -> Iterator[torch.Tensor]:
-        if self.shuffle:
-            seed = int(torch.empty((), dtype=torch.int64).random_().item())
-            generator = torch.Generator()
-            generator.manual_seed(seed)
-            order = torch.randperm(self.n, generator=generator)
-        else:
-            order = torch.arange(self.n)
+        order = self._order()
         if self.world > 1:
             stop = self._rows() * self.world if self.even else self.n
             order = order[self.rank : stop : self.world]
         yield from order.split(self.chunk)
+
+
+class LengthBucketSampler(ChunkSampler):
+    """A shuffled pass in which each batch of ``batch`` rows holds rows of similar length, so
+    that batches padded to their longest row carry little padding (``data.length_buckets``).
+
+    Rows are shuffled, then sorted by length within pools of 50 chunks, cut into batches, and
+    the batches shuffled; each epoch draws from torch's generator as :class:`ChunkSampler`.
+    """
+
+    POOL_CHUNKS = 50
+
+    def __init__(self, lengths: np.ndarray, chunk: int, batch: int, **kwargs: Any) -> None:
+        super().__init__(len(lengths), chunk, True, **kwargs)
+        self.lengths, self.batch = torch.from_numpy(np.asarray(lengths, np.int64)), batch
+
+    def _shuffled(self, generator: torch.Generator) -> torch.Tensor:
+        order = torch.randperm(self.n, generator=generator)
+        pool = self.chunk * self.POOL_CHUNKS
+        parts = []
+        for start in range(0, self.n, pool):
+            rows = order[start : start + pool]
+            parts.append(rows[torch.argsort(self.lengths[rows], stable=True)])
+        batches = torch.cat(parts).split(self.batch)
+        shuffle = torch.randperm(len(batches), generator=generator).tolist()
+        return torch.cat([batches[i] for i in shuffle]) if batches else order
 
 
 class TextDataModule(pl.LightningDataModule):
@@ -128,6 +159,8 @@ class TextDataModule(pl.LightningDataModule):
             the same whatever ``split_seed`` and ``train_samples`` (learning curves).
         batch_size: rows per optimiser step; eval_batch_size: rows per evaluation pass.
         steps_per_call: optimiser steps per Lightning training step (1 under DDP).
+        length_buckets: training batches of rows of similar length (less padding for
+            encoders that pad to a batch's longest row; another order than the plain shuffle).
     """
 
     def __init__(
@@ -149,6 +182,7 @@ class TextDataModule(pl.LightningDataModule):
         batch_size: int = 32,
         eval_batch_size: int = 1024,
         steps_per_call: int = 25,
+        length_buckets: bool = False,
         num_workers: int = 0,
     ) -> None:
         super().__init__()
@@ -341,8 +375,11 @@ class TextDataModule(pl.LightningDataModule):
         chunk = chunk or (hp.batch_size * steps if train else hp.eval_batch_size)
         # training: the same number of rows on every rank (DDP steps together); scoring: every
         # row exactly once across the ranks (torchmetrics sums the ranks' counts)
-        sampler = ChunkSampler(len(self.labels[split]), chunk, train, rank, world, even=train)
         stored, rows = self.rows[split]
+        sampler = ChunkSampler(len(self.labels[split]), chunk, train, rank, world, even=train)
+        if train and hp.length_buckets:
+            lengths = np.diff(self.words[stored].offsets)[rows]  # words, a cheap stand-in
+            sampler = LengthBucketSampler(lengths, chunk, hp.batch_size, rank=rank, world=world)
         batches = _SplitBatches(
             self.words[stored],
             rows,

@@ -121,17 +121,11 @@ class _Split:
         self.lengths.append(lengths)
         self.raw += raw
 
-    def done(self) -> tuple[np.ndarray, np.ndarray]:
-        """The scratch ids (mapped) and the offsets."""
+    def done(self) -> np.ndarray:
+        """The offsets (the ids are in the scratch file)."""
         self.file.close()
         lengths = np.concatenate(self.lengths) if self.lengths else np.zeros(0, np.int64)
-        offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
-        ids = (
-            np.memmap(self.path, np.int32, "r", shape=(self.count,))
-            if self.count
-            else np.zeros(0, np.int32)
-        )
-        return ids, offsets
+        return np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
 
 
 class _Vocabulary:
@@ -216,10 +210,10 @@ def build_store(
                 f"{encoder.classes}"
             )
         for name, split in splits.items():
-            ids, offsets = split.done()
+            offsets = split.done()
             ranked = name == "train" and encoder is None
             remap = partial(np.take, vocabulary.by_seen) if ranked else None
-            writer.save_mapped(f"{name}.ids.npy", ids, np.int32, remap)
+            writer.save_streamed(f"{name}.ids.npy", split.path, split.count, remap)
             split.path.unlink()
             writer.save(f"{name}.offsets.npy", offsets)
             writer.save(f"{name}.labels.npy", labels[name])

@@ -9,7 +9,6 @@ says where one lives (:func:`cache_path`), and writes (:class:`StoreWriter`) and
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -152,21 +151,26 @@ class StoreWriter:
         write_synced(self.directory / name, partial(np.save, arr=array, allow_pickle=False))
         self.names.append(name)
 
-    def save_mapped(
-        self, name: str, source: np.ndarray, dtype: type, convert: Any = None, block: int = 1 << 24
+    def save_streamed(
+        self, name: str, scratch: Path, count: int, convert: Any = None, block: int = 1 << 22
     ) -> None:
-        """``source`` (a mapped scratch array, possibly larger than memory) as ``name``, a
-        block at a time, through ``convert`` if given (the build's id remapping)."""
-        target = np.lib.format.open_memmap(
-            self.directory / name, mode="w+", dtype=dtype, shape=(len(source),)
-        )
-        for start in range(0, len(source), block):
-            part = np.asarray(source[start : start + block])
-            target[start : start + block] = convert(part) if convert is not None else part
-        target.flush()
-        del target
-        with open(self.directory / name, "rb+") as file:
-            os.fsync(file.fileno())
+        """``count`` int32 ids from the raw ``scratch`` file as the array ``name``, a block at
+        a time through ``convert`` if given (the build's remapping to ranked ids). Plain reads
+        and writes, no mapping: resident memory stays one block whatever the split's size."""
+        header = {
+            "descr": np.lib.format.dtype_to_descr(np.dtype(np.int32)),
+            "fortran_order": False,
+            "shape": (count,),
+        }
+
+        def write(file: Any) -> None:
+            np.lib.format.write_array_header_1_0(file, header)
+            with open(scratch, "rb") as source:
+                while len(part := np.fromfile(source, dtype=np.int32, count=block)):
+                    part = convert(part) if convert is not None else part
+                    file.write(np.ascontiguousarray(part, dtype=np.int32).tobytes())
+
+        write_synced(self.directory / name, write)
         self.names.append(name)
 
     def finish(self, classes: list[str], splits: list[str], vocab: list[str]) -> None:

@@ -265,3 +265,35 @@ def test_links_out_of_the_dataset_are_refused_unless_followed(dirs, tmp_path, ti
         ready(make(root=str(root)))
     followed = ready(make(root=str(root), follow_links=True))
     assert "nologin" in followed.featurizer.vocab
+
+
+def test_length_buckets_give_batches_of_similar_length_and_every_row_once():
+    from embedclf.data.datamodule import LengthBucketSampler
+
+    lengths = np.random.default_rng(0).integers(1, 500, size=2000)
+    sampler = LengthBucketSampler(lengths, chunk=64, batch=16)
+    torch.manual_seed(0)
+    chunks = list(sampler)
+    order = torch.cat(chunks)
+    assert sorted(order.tolist()) == list(range(2000)) and len(chunks) == len(sampler)
+    spread = [int(np.ptp(lengths[b.numpy()])) for b in order.split(16)]
+    assert np.median(spread) < 20  # random batches of 16 spread over about 400
+    torch.manual_seed(0)
+    assert torch.equal(torch.cat(list(sampler)), order)  # the run's seed decides the order
+    assert not torch.equal(torch.cat(list(sampler)), order)  # and each epoch is another
+
+
+def test_length_buckets_cut_the_padding_of_order_aware_batches(dirs, tiny_tree):
+    def padding(dm) -> int:
+        torch.manual_seed(0)
+        total = 0
+        for batch in dm.train_dataloader():
+            for tokens, _ in batch.parts():
+                total += int((tokens.padded() == 0).sum())
+        return total
+
+    plain = ready(make(root=str(tiny_tree), maxlen=60, batch_size=4, steps_per_call=2))
+    bucketed = ready(
+        make(root=str(tiny_tree), maxlen=60, batch_size=4, steps_per_call=2, length_buckets=True)
+    )
+    assert padding(bucketed) < padding(plain) / 2

@@ -207,3 +207,24 @@ def test_flatten_pads_every_batch_to_maxlen():
     assert widths == [9]
     with pytest.raises(ValueError, match="does not fit"):
         net(flat_rows([list(range(1, 12))]))
+
+
+@pytest.mark.parametrize("kind", ["bag", "weighted_mean"])
+def test_sparse_bags_look_each_feature_up_once_with_the_same_logits_and_gradients(kind):
+    def net(sparse: bool) -> EmbeddingClassifier:
+        torch.manual_seed(0)
+        spec = net_spec(40, 9, kind=kind, dim=6, init="torch")
+        spec["embedding"]["sparse"] = sparse
+        built = EmbeddingClassifier(spec)
+        built.encoder.feature_weight.copy_(torch.linspace(0.5, 2.0, 40))
+        return built
+
+    dense, sparse = net(False), net(True)
+    rows = [[5, 9, 5, 7, 5], [], [2, 9], [8, 8, 1]]  # repeated features within and across rows
+    for model in (dense, sparse):
+        model(flat_rows(rows)).sum().backward()
+    torch.testing.assert_close(sparse(flat_rows(rows)), dense(flat_rows(rows)), rtol=0, atol=1e-6)
+    grad = sparse.embedding.weight.grad
+    # one gradient row per distinct feature (6), not per occurrence (10): less to sort and sum
+    assert grad.is_sparse and grad._nnz() == 6
+    torch.testing.assert_close(grad.to_dense(), dense.embedding.weight.grad, rtol=0, atol=1e-6)
