@@ -18,10 +18,14 @@ from pathlib import Path
 WORDS = [f"w{i}" for i in range(5000)]
 
 READERS = {
-    "embedclf read_table": (
+    "embedclf table_blocks": (
         "from pathlib import Path\n"
-        "from embedclf.data.readers.table import Columns, read_table\n"
-        "texts, labels = read_table(Path(PATH), 'csv', Columns(text=('text',), label='label'))\n"
+        "from embedclf.data.readers.table import Columns, table_blocks\n"
+        "columns = Columns(text=('text',), label='label')\n"
+        "texts, labels = [], []\n"
+        "for block_texts, block_labels in table_blocks(Path(PATH), 'csv', columns):\n"
+        "    texts += block_texts\n"
+        "    labels += block_labels\n"
         "assert len(texts) == ROWS\n"
     ),
     "stdlib csv": (

@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -38,7 +39,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from embedclf.runs.summary import find_run_dirs, summarize
-from embedclf.util.errors import ERROR_FILE, one_line
+from embedclf.util.cli import fail
+from embedclf.util.errors import ERROR_FILE, ConfigError, UserError, one_line
 from embedclf.util.fileio import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -156,6 +158,32 @@ def count_failed(sweep_dir: Path) -> tuple[int, int]:
     return sum((run / ERROR_FILE).is_file() for run in runs), len(runs)
 
 
+def check_sweep_setup(config: DictConfig) -> None:
+    """Refuse, in one line and before any job starts, a launcher or sweeper that cannot run
+    here: SLURM's launcher without ``sbatch``, an Optuna storage that is not a database URL."""
+    launcher = str(OmegaConf.select(config, "hydra.launcher._target_") or "")
+    if launcher.endswith("SlurmLauncher") and shutil.which("sbatch") is None:
+        raise ConfigError(
+            "hydra/launcher=slurm submits each job with SLURM's sbatch, which is not on this "
+            "machine's PATH; run the sweep on a SLURM login node, or use "
+            "hydra/launcher=submitit_local or hydra/launcher=joblib on this machine"
+        )
+    storage = OmegaConf.select(config, "hydra.sweeper.storage", default=None)
+    if storage:
+        try:
+            from sqlalchemy.engine import make_url
+
+            make_url(str(storage)).get_dialect()
+        except ImportError:
+            return  # Optuna without SQLAlchemy says so itself
+        except Exception as err:
+            raise ConfigError(
+                f"hydra.sweeper.storage={storage} is not a database URL Optuna can open "
+                f"({one_line(err)}); give one such as sqlite:///optuna.db, or null to keep "
+                "the study in memory"
+            ) from None
+
+
 class SweepCallback(Callback):
     """Names multirun jobs by what varies; summarises the sweep; exit status 1 if a job failed."""
 
@@ -164,6 +192,10 @@ class SweepCallback(Callback):
         self._previous_env: str | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            check_sweep_setup(config)
+        except UserError as err:  # Hydra turns a callback's exception into a warning: exit
+            fail(err)
         task = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
         params = OmegaConf.select(config, "hydra.sweeper.params")
         if isinstance(params, DictConfig):

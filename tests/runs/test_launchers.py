@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -252,3 +253,48 @@ def test_torchrun_two_ranks_write_one_run_directory(dirs, tiny_tree, tmp_path):
     assert [p.name for p in run.glob("**/metrics.json")] == ["metrics.json"]
     metrics = json.loads((run / "metrics.json").read_text())
     assert 0 <= metrics["test_acc"] <= 1 and metrics["epochs"] == 1
+
+
+# -- launchers and sweepers that cannot run here: one line before any job ---------------------
+def test_the_slurm_launcher_without_slurm_is_one_line(dirs, tmp_path):
+    env_path = os.environ["PATH"]
+    bare = ":".join(p for p in env_path.split(":") if not (Path(p) / "sbatch").exists())
+    result = subprocess.run(
+        [
+            sys.executable,
+            "train.py",
+            "-m",
+            "hydra/launcher=slurm",
+            "seed=0,1",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ],
+        cwd=REPO,
+        env={**os.environ, "PATH": bare},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1, result.stderr[-2000:]
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: hydra/launcher=slurm") and "sbatch" in line
+    assert "submitit_local" in line and not (tmp_path / "sweep").exists()
+
+
+def test_an_optuna_storage_that_is_not_a_database_url_is_one_line(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "train.py",
+            "-m",
+            "hparams_search=optuna",
+            "hydra.sweeper.storage=notadb://x",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1, result.stderr[-2000:]
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: hydra.sweeper.storage=notadb://x") and "sqlite:///" in line
