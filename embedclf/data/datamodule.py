@@ -273,6 +273,15 @@ class TextDataModule(pl.LightningDataModule):
                 buckets=hp.buckets,
             )
         self.words = {split: self._windowed(ids) for split, ids in corpus.ids.items()}
+        # test rows in a fixed shuffled order: a limited run (debug=limit) scores every class
+        test_rows = np.random.default_rng(0).permutation(len(corpus.labels["test"]))
+        self.rows["test"], self.labels["test"] = (
+            ("test", test_rows),
+            corpus.labels["test"][test_rows],
+        )
+        self.corpus = corpus
+        if "train" not in corpus.ids:  # a checkpoint scored on a dataset of test rows only
+            return
         n = len(corpus.labels["train"])
         given_val = "val" in corpus.ids  # a validation file or split: used as given
         n_train, n_val = self._split_sizes(n) if not given_val else (n, 0)
@@ -284,13 +293,10 @@ class TextDataModule(pl.LightningDataModule):
             parts = {"train": rest[:n_train], "val": held_out}
         if given_val:
             parts["val"] = np.arange(len(corpus.labels["val"]))
-        # test rows in a fixed shuffled order: a limited run (debug=limit) scores every class
-        parts["test"] = np.random.default_rng(0).permutation(len(corpus.labels["test"]))
-        stored = {"train": "train", "val": "val" if given_val else "train", "test": "test"}
+        stored = {"train": "train", "val": "val" if given_val else "train"}
         for split, rows in parts.items():
             self.rows[split] = (stored[split], rows)
             self.labels[split] = corpus.labels[stored[split]][rows]
-        self.corpus = corpus
 
     def _windowed(self, ids: Ragged, chunk: int = 1 << 16) -> Ragged:
         """A split's ids as batches will read them: cut to the featurizer's word window (and
@@ -447,6 +453,7 @@ class TextFolderDataModule(TextDataModule):
 
     def source(self) -> TextDataset:
         hp = self.hparams
+        scoring = self._checkpoint_featurizer  # a checkpoint's vocabulary: test/ alone
         return FolderDataset(
             sources.find_dataset(
                 root=hp.root,
@@ -454,6 +461,8 @@ class TextFolderDataModule(TextDataModule):
                 urls=hp.urls,
                 sha256=hp.sha256,
                 data_dir=hp.data_dir,
+                need_train=not scoring,
             ),
             follow_links=bool(hp.follow_links),
+            test_only=scoring,
         )

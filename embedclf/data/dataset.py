@@ -37,16 +37,23 @@ class FolderDataset:
 
     path: Path
     follow_links: bool = False  # read files that link out of the folder (data.follow_links)
+    test_only: bool = False  # scoring a checkpoint: read test/ alone (train/ may be absent)
 
     def __str__(self) -> str:
         return str(self.path)
 
     def identity(self) -> object:
         identity = source_identity(self.path)
-        return {"folder": identity, "follow_links": True} if self.follow_links else identity
+        if self.follow_links or self.test_only:
+            identity = {"folder": identity, "follow_links": self.follow_links}
+            identity.update({"test_only": True} if self.test_only else {})
+        return identity
 
     def read(self, *, unlabelled: bool = False) -> tuple[LabelledTexts, list[str]]:
-        return read_dataset(self.path, unlabelled=unlabelled, follow_links=self.follow_links)
+        splits = ("test",) if self.test_only else ("train", "test")
+        return read_dataset(
+            self.path, unlabelled=unlabelled, follow_links=self.follow_links, splits=splits
+        )
 
 
 @dataclass(frozen=True)

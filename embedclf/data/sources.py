@@ -19,8 +19,8 @@ from embedclf.util.paths import find_local, search_dirs
 log = logging.getLogger(__name__)
 
 
-def is_text_folder_dataset(root: Path) -> bool:
-    return (root / "train").is_dir() and (root / "test").is_dir()
+def is_text_folder_dataset(root: Path, need_train: bool = True) -> bool:
+    return (not need_train or (root / "train").is_dir()) and (root / "test").is_dir()
 
 
 def find_dataset(
@@ -31,20 +31,25 @@ def find_dataset(
     sha256: str | None,
     data_dir: str | None,
     download: bool = True,
+    need_train: bool = True,
 ) -> Path:
     """The dataset folder or archive to use, downloading the archive if nobody has it
     (``download=False``: DataError instead).
 
     A folder is laid out as ``train/<class>/*.txt`` and ``test/<class>/*.txt``; an archive
     holds such a folder. Nothing is extracted here (see :func:`extracted_root`), so a run
-    whose token ids are already cached never touches the archive's contents.
+    whose token ids are already cached never touches the archive's contents. Scoring a
+    checkpoint (``need_train=False``) needs only ``test/``.
     """
     if root:
         path = Path(root).expanduser()
-        if not is_text_folder_dataset(path):
+        if not is_text_folder_dataset(path, need_train):
+            needed = (
+                "train/<class>/*.txt and test/<class>/*.txt" if need_train else "test/<class>/*.txt"
+            )
             raise DataError(
-                f"data.root={path} is not a dataset folder: it needs train/<class>/*.txt and "
-                "test/<class>/*.txt; fix the path or leave data.root unset to use aclImdb"
+                f"data.root={path} is not a dataset folder: it needs {needed}; fix the path "
+                "or leave data.root unset to use aclImdb"
             )
         return path
     tree_name = Path(archive).name.split(".")[0].removesuffix("_v1")  # aclImdb_v1.tar.gz -> aclImdb

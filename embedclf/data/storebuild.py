@@ -79,7 +79,7 @@ def blocks_of(dataset: TextDataset) -> tuple[Iterator[tuple[str, list[str], list
     texts, _ = dataset.read()
 
     def whole() -> Iterator[tuple[str, list[str], list[Any]]]:
-        for split in ("train", *(s for s in texts.texts if s != "train")):
+        for split in sorted(texts.texts, key=lambda name: name != "train"):  # train first
             yield split, texts.texts[split], texts.labels[split].tolist()
 
     def label(raw: Mapping[str, list[Any]]) -> tuple[list[str], dict[str, np.ndarray]]:
@@ -199,7 +199,7 @@ def build_store(
         finally:
             for pool in pools:
                 pool.terminate()
-        if "train" not in splits:
+        if "train" not in splits and encoder is None:  # a checkpoint's vocabulary needs none
             raise DataError(f"{dataset} has no training rows")
         if encoder is None and not vocabulary.vocab:
             vocabulary.rank()

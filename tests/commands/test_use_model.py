@@ -24,11 +24,12 @@ import conftest
 from conftest import REPO, padded, write_tree
 from embedclf import evaluate as evaluate_cmd
 from embedclf import export, neighbours, predict
+from embedclf.data.datamodule import TextFolderDataModule
 from embedclf.data.readers.folder import read_dataset
 from embedclf.models.checkpoint import featurizer_of, load_checkpoint, module_from_checkpoint
 from embedclf.training.build import build_datamodule
 from embedclf.training.run import train
-from embedclf.util.errors import CheckpointError
+from embedclf.util.errors import CheckpointError, DataError
 from embedclf.vectors.cache import load_vectors
 
 SMALL = [*conftest.SMALL, *conftest.QUIET]
@@ -377,3 +378,24 @@ def test_export_round_trips_and_initialises_another_run(trained, tmp_path, capsy
     assert featurizer_of(second, "second").vocab == vocab
     frozen = second["state_dict"]["net.embedding.weight"].numpy()
     assert np.array_equal(frozen[1 : len(vocab)], weight[1 : len(vocab)])
+
+
+def test_evaluate_on_a_dataset_of_test_rows_only(trained):
+    """Scoring reads test/ alone: a folder without train/ is scored, not refused."""
+    base = trained["base"]
+    only_test = write_tree(base / "only_test", per_class=5, seed=3)
+    shutil.rmtree(only_test / "train")
+    cfg = composed(
+        "evaluate",
+        [f"ckpt={trained['ckpt']}", f"data.root={only_test}", *paths(base, "eval_test_only")],
+    )
+    cfg.trainer.enable_progress_bar = False
+    metrics = evaluate_cmd.evaluate(cfg)
+    assert metrics["test_samples"] == 10 and 0 <= metrics["test_acc"] <= 1
+    texts, _ = read_dataset(only_test, splits=("test",))
+    results = predict.predict_texts(trained["ckpt"], texts.texts["test"])
+    predicted = np.array([texts.classes.index(r["label"]) for r in results])
+    assert abs(float((predicted == texts.labels["test"]).mean()) - metrics["test_acc"]) < 1e-6
+    # training still needs train/, and says so in one line
+    with pytest.raises(DataError, match="needs train/<class>/"):
+        TextFolderDataModule(root=str(only_test)).prepare_data()

@@ -20,6 +20,7 @@ from embedclf.util.archive import iter_tar_files
 from embedclf.util.errors import DataError
 
 log = logging.getLogger(__name__)
+SPLITS = ("train", "test")
 
 UNLABELLED = "unsup"
 
@@ -33,8 +34,13 @@ def _decode(raw: bytes, where: str) -> str:
         ) from None
 
 
-def _choose_classes(found: dict[str, set[str]], where: str) -> list[str]:
+def _choose_classes(found: dict[str, set[str]], where: str, splits: tuple[str, ...]) -> list[str]:
     train, test = found.get("train", set()), found.get("test", set())
+    if "train" not in splits:  # scoring a checkpoint: the test folders are the classes
+        classes = sorted(test - {UNLABELLED})
+        if len(classes) < 2:
+            raise DataError(f"{where} needs at least two class folders in test/, found {classes}")
+        return classes
     classes = sorted(train & test)
     for split, names in (("train", train - test - {UNLABELLED}), ("test", test - train)):
         for name in sorted(names):
@@ -55,7 +61,7 @@ def _assemble(
     found: dict[str, set[str]] = defaultdict(set)
     for split, name in files:
         found[split].add(name)
-    classes = _choose_classes(found, where)
+    classes = _choose_classes(found, where, splits)
     texts: dict[str, list[str]] = {}
     labels: dict[str, np.ndarray] = {}
     for split in splits:
@@ -80,7 +86,9 @@ def _archive_layout(name: str) -> tuple[str, str, str, str] | None:
     return "/".join(parts[:-3]), parts[-3], parts[-2], parts[-1]
 
 
-def read_archive(archive: Path, *, unlabelled: bool = False) -> tuple[LabelledTexts, list[str]]:
+def read_archive(
+    archive: Path, *, unlabelled: bool = False, splits: tuple[str, ...] = SPLITS
+) -> tuple[LabelledTexts, list[str]]:
     """The labelled texts of a dataset archive, and its unlabelled ``train/unsup`` texts when
     ``unlabelled`` (else none), read in one pass over the compressed stream."""
     files: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
@@ -97,7 +105,7 @@ def read_archive(archive: Path, *, unlabelled: bool = False) -> tuple[LabelledTe
     if len(prefixes) > 1:
         raise DataError(f"{archive} holds several datasets ({', '.join(sorted(prefixes))})")
     unsup = files.pop(("train", UNLABELLED), {})
-    texts = _assemble(files, str(archive), ("train", "test"))
+    texts = _assemble(files, str(archive), splits)
     return texts, [unsup[file] for file in sorted(unsup)]
 
 
@@ -119,12 +127,16 @@ def _folder_files(folder: Path, root: Path, follow_links: bool) -> dict[str, str
 
 
 def read_folder(
-    root: Path, *, unlabelled: bool = False, follow_links: bool = False
+    root: Path,
+    *,
+    unlabelled: bool = False,
+    follow_links: bool = False,
+    splits: tuple[str, ...] = SPLITS,
 ) -> tuple[LabelledTexts, list[str]]:
     """The labelled texts of a dataset folder, and its ``train/unsup`` texts if asked. Files
     that link out of ``root`` are refused unless ``follow_links``."""
     files: dict[tuple[str, str], dict[str, str]] = {}
-    for split in ("train", "test"):
+    for split in splits:
         for folder in sorted(p for p in (root / split).iterdir() if p.is_dir()):
             if folder.name != UNLABELLED or split != "train":
                 files[split, folder.name] = _folder_files(folder, root, follow_links)
@@ -132,12 +144,17 @@ def read_folder(
     unsup = (
         _folder_files(unsup_dir, root, follow_links) if unlabelled and unsup_dir.is_dir() else {}
     )
-    return _assemble(files, str(root), ("train", "test")), [unsup[f] for f in sorted(unsup)]
+    return _assemble(files, str(root), splits), [unsup[f] for f in sorted(unsup)]
 
 
 def read_dataset(
-    source: Path, *, unlabelled: bool = False, follow_links: bool = False
+    source: Path,
+    *,
+    unlabelled: bool = False,
+    follow_links: bool = False,
+    splits: tuple[str, ...] = SPLITS,
 ) -> tuple[LabelledTexts, list[str]]:
+    """``splits``: both (training), or ``("test",)`` (scoring a checkpoint: no train/ needed)."""
     if source.is_file():
-        return read_archive(source, unlabelled=unlabelled)
-    return read_folder(source, unlabelled=unlabelled, follow_links=follow_links)
+        return read_archive(source, unlabelled=unlabelled, splits=splits)
+    return read_folder(source, unlabelled=unlabelled, follow_links=follow_links, splits=splits)
