@@ -39,6 +39,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from functools import partial
+from multiprocessing.connection import Connection
 from multiprocessing.pool import AsyncResult, Pool
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -271,20 +272,50 @@ def ensure(
     lower: bool,
     encoder: TextFeaturizer | None = None,
 ) -> None:
-    """Build the cache entry ``path`` unless it exists, one process at a time."""
+    """Build the store ``path`` unless it exists, one process at a time. Where this
+    process's early child (:func:`start_building`) failed on the data or the disk, its error
+    is raised as it is: building again would read and tokenise it all a second time, for the
+    same error."""
     if path.exists():
         return
     with exclusive(path, f"the token ids of {source}"):
-        if not path.exists():  # another process may have built it while we waited
-            build_store(as_dataset(source), path, filters=filters, lower=lower, encoder=encoder)
+        if path.exists():  # another process may have built it while we waited
+            return
+        failure = _child_failure(path)
+        if failure is not None:
+            raise DataError(failure)
+        build_store(as_dataset(source), path, filters=filters, lower=lower, encoder=encoder)
+
+
+# the early children this process started, by store path, with the end of a pipe on which a
+# child that fails with a DataError sends its message
+_CHILDREN: dict[Path, tuple[BaseProcess, Connection]] = {}
+
+
+def _child_failure(path: Path) -> str | None:
+    """The DataError message of this process's child that built ``path``, if it failed so."""
+    entry = _CHILDREN.pop(path, None)
+    if entry is None:
+        return None
+    child, reader = entry
+    child.join()
+    try:
+        return reader.recv() if reader.poll() else None
+    except (EOFError, OSError):
+        return None
+    finally:
+        reader.close()
 
 
 def _stop(signum: int, frame: object) -> None:
     raise SystemExit(1)
 
 
-def _build_quietly(source: TextDataset, path: Path, filters: str, lower: bool) -> None:
-    """The child's whole life: build, and never let an error out (the run reports it).
+def _build_quietly(
+    source: TextDataset, path: Path, filters: str, lower: bool, report: Connection
+) -> None:
+    """The child's whole life: build, and never let an error out (the run reports it; a
+    DataError's message goes to the parent through ``report``).
 
     A parent that exits early (a config error) terminates its daemonic child: SIGTERM then
     unwinds the build like an error, so its staging file is removed, not left behind.
@@ -293,6 +324,9 @@ def _build_quietly(source: TextDataset, path: Path, filters: str, lower: bool) -
     try:
         signal.signal(signal.SIGTERM, _stop)
         ensure(source, path, filters=filters, lower=lower)
+    except DataError as err:
+        report.send(str(err))
+        code = 1
     except BaseException as err:
         log.debug("building the token cache in a child process failed: %r", err)
         code = 1
@@ -333,12 +367,18 @@ def start_building(data: Mapping[str, Any]) -> BaseProcess | None:
         return None
     if path.exists():
         return None
-    child = multiprocessing.get_context("fork").Process(
-        target=_build_quietly, args=(source, path, filters, lower), daemon=True
+    context = multiprocessing.get_context("fork")
+    reader, writer = context.Pipe(duplex=False)
+    child = context.Process(
+        target=_build_quietly, args=(source, path, filters, lower, writer), daemon=True
     )
     try:
         child.start()
     except (AssertionError, OSError):  # e.g. a daemonic worker, which may not have children
+        reader.close()
         return None
+    finally:
+        writer.close()
+    _CHILDREN[path] = (child, reader)
     log.info("building the token ids of %s in process %d, beside this one", source, child.pid)
     return child

@@ -267,3 +267,34 @@ def test_a_streamed_build_by_a_pool_of_workers_gives_the_keras_ids(
         assert store.labels[split].tolist() == [store.classes.index(r["label"]) for r in rows]
     counts = dict(keras.word_counts)
     assert store.counts.tolist() == [0, *(counts[w] for w in store.vocab[1:])]
+
+
+def test_a_child_that_fails_on_the_disk_gives_its_error_and_nothing_is_tokenised_twice(
+    dirs, tiny_archive
+):
+    """A full disk under the cache: the early child's one-line error is the run's, and the
+    run does not read and tokenise everything a second time to reach it."""
+    shutil.copy(tiny_archive, dirs["data"])
+    code = (
+        "import sys\n"
+        "import embedclf.data.storebuild as storebuild\n"
+        "from embedclf.util.errors import DataError\n"
+        "builds = []\n"
+        "def full(dataset, path, **settings):\n"
+        "    builds.append(path)\n"
+        "    raise DataError(f'cannot write {path}: no space left (0 MB free)')\n"
+        "storebuild.build_store = full\n"
+        "child = storebuild.start_building({'archive': 'aclImdb_v1.tar.gz'})\n"
+        "from embedclf.data.datamodule import TextFolderDataModule\n"
+        "try:\n"
+        "    TextFolderDataModule().prepare_data()\n"
+        "except DataError as err:\n"
+        "    print('error:', err)\n"
+        "print('child', child.exitcode, 'builds here', len(builds))\n"
+    )
+    done = run_script(["-c", code], dirs, script="")
+    assert done.returncode == 0, done.stderr
+    *_, error, report = done.stdout.strip().splitlines()
+    assert error.startswith("error: cannot write") and "no space left" in error
+    assert report == "child 1 builds here 0"
+    assert token_stores(dirs["cache"]) == []
