@@ -71,12 +71,16 @@ def split_block(
     return words, ragged.flat, ragged.lengths()
 
 
-def blocks_of(dataset: TextDataset) -> tuple[Iterator[tuple[str, list[str], list[Any]]], Labeller]:
-    """``(split, texts, raw labels)`` blocks of ``dataset``, training first, and what turns
-    the raw labels into classes and integer labels. Files with a test split stream; other
+Blocks = Iterator[tuple[str, list[str], list[Any]]]
+
+
+def blocks_of(dataset: TextDataset) -> tuple[Blocks, Labeller, dict[str, int]]:
+    """``(split, texts, raw labels)`` blocks of ``dataset``, training first, what turns the
+    raw labels into classes and integer labels, and the rows of each split where they are
+    known before reading (the progress bars' totals). Files with a test split stream; other
     datasets (folders, Hugging Face, files with a test split to carve) are read whole."""
     if isinstance(dataset, FileDataset) and dataset.streams():
-        return _rechunked(dataset.stream()), dataset.label
+        return _rechunked(dataset.stream()), dataset.label, dataset.row_counts()
     texts, _ = dataset.read()
 
     def whole() -> Iterator[tuple[str, list[str], list[Any]]]:
@@ -86,7 +90,7 @@ def blocks_of(dataset: TextDataset) -> tuple[Iterator[tuple[str, list[str], list
     def label(raw: Mapping[str, list[Any]]) -> tuple[list[str], dict[str, np.ndarray]]:
         return texts.classes, dict(texts.labels)
 
-    return _rechunked(whole()), label
+    return _rechunked(whole()), label, {split: len(t) for split, t in texts.texts.items()}
 
 
 def _rechunked(
@@ -177,14 +181,16 @@ def build_store(
     """Read, tokenise and write the token store ``path`` (atomically) for ``dataset``."""
     started = time.perf_counter()
     log.info("reading and tokenising %s", dataset)
-    blocks, label = blocks_of(dataset)
+    blocks, label, totals = blocks_of(dataset)
     vocabulary = _Vocabulary(encoder)
     splits: dict[str, _Split] = {}
     with atomic_directory(path) as tmp:
         writer = StoreWriter(tmp)
         pools: list[Pool] = []  # started at the second block: small data needs none
         try:
-            for split, (words, flat, lengths), raw in _split_all(blocks, pools, filters, lower):
+            for split, (words, flat, lengths), raw in _split_all(
+                blocks, pools, filters, lower, totals
+            ):
                 if split not in splits:
                     if split != "train" and encoder is None and not vocabulary.vocab:
                         vocabulary.rank()
@@ -229,6 +235,7 @@ def _split_all(
     pools: list[Pool],
     filters: str,
     lower: bool,
+    totals: Mapping[str, int],
 ) -> Iterator[tuple[str, tuple[list[str], np.ndarray, np.ndarray], list[Any]]]:
     """Each block's words and ids, in order, split by a pool of workers (started at the
     second block into ``pools``; a few blocks ahead of the parent, never the whole file), or
@@ -243,8 +250,12 @@ def _split_all(
                 pools.append(multiprocessing.get_context("fork").Pool(workers))
                 ahead = 2 * workers
             if split not in bars:
-                bars[split] = tqdm(
-                    desc=f"tokenising {split}", unit=" texts", unit_scale=True, disable=None
+                bars[split] = tqdm(  # rate, and the ETA where the split's rows are known
+                    desc=f"tokenising {split}",
+                    total=totals.get(split),
+                    unit=" texts",
+                    unit_scale=True,
+                    disable=None,
                 )
             work = pools[0].apply_async(job, (texts,)) if pools else job(texts)
             pending.append((split, work, raw))

@@ -178,3 +178,10 @@ def test_a_command_line_data_source_wins_over_the_experiments(dirs, tmp_path):
     )
     assert metrics["train_samples"] == 60 and metrics["test_samples"] == 16
     assert metrics["test_acc"] > 0.8  # the cue words are learnable
+
+
+def test_parquet_row_counts_are_known_before_reading_for_the_progress_bar(tmp_path):
+    train = write_table(tmp_path / "train.parquet", rows(20))
+    test = write_table(tmp_path / "test.csv", rows(5))
+    source = TableDataModule(train=str(train), test=str(test)).source()
+    assert source.row_counts() == {"train": 40}  # CSV rows are known only once read
