@@ -32,7 +32,10 @@ def nb_feature_weights(
     holding: dict[int, np.ndarray] = {}  # class: reviews of it that hold each feature
     for features, labels in batches:
         rows = np.repeat(np.arange(len(features), dtype=np.int64), features.lengths())
-        pairs = np.unique(rows * size + np.asarray(features.flat, dtype=np.int64))
+        # each (review, feature) once: sorted, then the repeats dropped (numpy's unique hashes
+        # int64 here, several times slower than this sort on a batch's 10^6 pairs)
+        pairs = np.sort(rows * size + np.asarray(features.flat, dtype=np.int64))
+        pairs = pairs[np.concatenate([[True], pairs[1:] != pairs[:-1]])] if len(pairs) else pairs
         row, feature = pairs // size, pairs % size
         for label in np.unique(labels).tolist():
             found = np.bincount(feature[labels[row] == label], minlength=size)

@@ -1,0 +1,38 @@
+"""NBSVM's log-count ratios, computed a batch of rows at a time (models/weighting.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from embedclf.models.weighting import nb_feature_weights
+from embedclf.text.ragged import Ragged
+
+
+def reference(rows: list[list[int]], labels: list[int], size: int, alpha: float = 1.0):
+    """|log((p/|p|) / (q/|q|))| by the definition: reviews holding each feature, per class."""
+    p, q = np.full(size, alpha), np.full(size, alpha)
+    for row, label in zip(rows, labels, strict=True):
+        for feature in set(row):
+            (p if label == 1 else q)[feature] += 1
+    r = np.abs(np.log((p / p.sum()) / (q / q.sum())))
+    r[0] = 0
+    return r
+
+
+def as_batch(rows: list[list[int]], labels: list[int]) -> tuple[Ragged, np.ndarray]:
+    lengths = [len(r) for r in rows]
+    flat = np.array([f for r in rows for f in r], np.int32)
+    return Ragged(flat, np.concatenate([[0], np.cumsum(lengths)])), np.array(labels)
+
+
+def test_nb_weights_count_each_review_once_per_feature_whatever_the_batches():
+    rng = np.random.default_rng(0)
+    rows = [list(rng.integers(1, 12, size=rng.integers(0, 9))) for _ in range(40)]
+    labels = list(rng.integers(0, 2, size=40))
+    rows[0] = [3, 3, 3, 3]  # a repeated feature counts once for its review
+    expected = reference(rows, labels, 12)
+    whole = nb_feature_weights([as_batch(rows, labels)], 12)
+    np.testing.assert_allclose(whole, expected, rtol=1e-6)
+    parts = [as_batch(rows[a : a + 7], labels[a : a + 7]) for a in range(0, 40, 7)]
+    np.testing.assert_allclose(nb_feature_weights(parts, 12), whole, rtol=1e-6)
+    assert whole[0] == 0
