@@ -88,11 +88,13 @@ class Batch:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def parts(self) -> list[tuple[Tokens, torch.Tensor]]:
-        """The batches of one optimiser step each, in order."""
+    def parts(self, width: int | None = None) -> list[tuple[Tokens | torch.Tensor, torch.Tensor]]:
+        """The batches of one optimiser step each, in order; with ``width`` (an encoder that
+        takes ids padded to a fixed width), padded once for all of them, then split."""
         size = self.step_size
         labels = self.labels.split(size)
-        return list(zip(self.tokens.split(size), labels, strict=True))
+        rows = self.tokens.padded(width).split(size) if width else self.tokens.split(size)
+        return list(zip(rows, labels, strict=True))
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
         labels = self.labels.to(device, non_blocking=non_blocking)

@@ -116,7 +116,8 @@ class EmbeddingClassifierModule(pl.LightningModule):
         L-BFGS calls the closure as often as it needs; the others once.
         """
         optimizer = self.optimizers()
-        parts = batch.parts()
+        encoder = self.net.encoder
+        parts = batch.parts(encoder.seq_len if encoder.layout == "fixed" else None)
         logits_seen, losses = [], []
         for index, (ids, labels) in enumerate(parts):
             lightning_step = index == len(parts) - 1
