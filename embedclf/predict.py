@@ -61,7 +61,7 @@ class Predictor:
         """``(len(texts), classes)`` class probabilities, float32 on the CPU."""
         import torch  # loaded already by __init__
 
-        from embedclf.data.batches import Tokens  # with torch
+        from embedclf.data.batches import Tokens  # lazy, as torch is: --help and errors stay fast
 
         features = self.featurizer.batch(self.featurizer.word_ids(texts))
         with torch.inference_mode():  # flat, padded only as far as the encoder needs

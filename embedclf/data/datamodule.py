@@ -186,6 +186,8 @@ class TextDataModule(pl.LightningDataModule):
         num_workers: int = 0,
     ) -> None:
         super().__init__()
+        if not isinstance(length_buckets, bool):
+            raise ConfigError(f"data.length_buckets must be true or false, got {length_buckets!r}")
         self.save_hyperparameters(logger=False)  # with the subclass's own arguments
         self.featurizer: TextFeaturizer | None = None  # fitted in setup(), or a checkpoint's
         self._checkpoint_featurizer = False  # True: use_featurizer fixed it before setup()

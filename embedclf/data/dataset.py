@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import pyarrow.parquet as pq
 
 from embedclf.data.readers.base import LabelledTexts, labelled
 from embedclf.data.readers.folder import read_dataset
@@ -132,8 +133,6 @@ class FileDataset:
         counts = {}
         for split, paths in self.files.items():
             if all(path.suffix == ".parquet" for path in paths):
-                import pyarrow.parquet as pq
-
                 try:
                     counts[split] = sum(pq.ParquetFile(p).metadata.num_rows for p in paths)
                 except Exception:  # not Parquet after all: the reader says so, by name

@@ -171,7 +171,7 @@ def check_sweep_setup(config: DictConfig) -> None:
     storage = OmegaConf.select(config, "hydra.sweeper.storage", default=None)
     if storage:
         try:
-            from sqlalchemy.engine import make_url
+            from sqlalchemy.engine import make_url  # Optuna's (optional) storage library
 
             make_url(str(storage)).get_dialect()
         except ImportError:

@@ -297,3 +297,8 @@ def test_length_buckets_cut_the_padding_of_order_aware_batches(dirs, tiny_tree):
         make(root=str(tiny_tree), maxlen=60, batch_size=4, steps_per_call=2, length_buckets=True)
     )
     assert padding(bucketed) < padding(plain) / 2
+
+
+def test_length_buckets_must_be_a_boolean():
+    with pytest.raises(UserError, match=r"data\.length_buckets must be true or false, got 'maybe'"):
+        make(length_buckets="maybe")
