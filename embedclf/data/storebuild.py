@@ -52,8 +52,9 @@ from embedclf.data import sources
 from embedclf.data.dataset import FileDataset, FolderDataset, TextDataset
 from embedclf.data.tokenstore import StoreWriter, as_dataset, cache_path
 from embedclf.text.featurizer import TextFeaturizer
-from embedclf.text.tokenizer import KERAS_FILTERS, count_words, rank_order
-from embedclf.util.errors import DataError
+from embedclf.text.ragged import Ragged
+from embedclf.text.tokenizer import KERAS_FILTERS, FirstSeen, count_words, rank_order
+from embedclf.util.errors import DataError, DiskError
 from embedclf.util.fileio import atomic_directory, exclusive
 
 log = logging.getLogger(__name__)
@@ -137,7 +138,7 @@ class _Vocabulary:
     """The corpus's words in first-seen order with counts, then (``rank()``) Keras's ids."""
 
     def __init__(self, encoder: TextFeaturizer | None) -> None:
-        self.seen: dict[str, int] = {}
+        self.seen = FirstSeen()  # word -> first-seen index, a new word the next one
         self.counts = np.zeros(0, np.int64)
         self.index: dict[str, int] | None = encoder.word_index if encoder is not None else None
         self.vocab: list[str] = list(encoder.vocab) if encoder is not None else []
@@ -145,12 +146,8 @@ class _Vocabulary:
 
     def count(self, words: list[str], flat: np.ndarray) -> np.ndarray:
         """Training block: its ids as first-seen indices, counted."""
-        seen = self.seen
-        for word in words:
-            if word not in seen:
-                seen[word] = len(seen)
-        glob = np.fromiter(map(seen.__getitem__, words), np.int32, len(words))[flat]
-        found = np.bincount(glob, minlength=len(seen))
+        glob = np.fromiter(map(self.seen.__getitem__, words), np.int32, len(words))[flat]
+        found = np.bincount(glob, minlength=len(self.seen))
         found[: len(self.counts)] += self.counts
         self.counts = found
         return glob
@@ -200,9 +197,9 @@ def build_store(
                     splits[split].add(ids, lengths, raw)
                 else:
                     ids = vocabulary.lookup(words, flat)
-                    kept = ids != 0
-                    rows = np.repeat(np.arange(len(lengths)), lengths)[kept]
-                    splits[split].add(ids[kept], np.bincount(rows, minlength=len(lengths)), raw)
+                    offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
+                    known = Ragged(ids, offsets).keep(ids != 0)  # unseen words dropped
+                    splits[split].add(known.flat, known.lengths(), raw)
         finally:
             for pool in pools:
                 pool.terminate()
@@ -284,9 +281,9 @@ def ensure(
     encoder: TextFeaturizer | None = None,
 ) -> None:
     """Build the store ``path`` unless it exists, one process at a time. Where this
-    process's early child (:func:`start_building`) failed on the data or the disk, its error
-    is raised as it is: building again would read and tokenise it all a second time, for the
-    same error."""
+    process's early child (:func:`start_building`) failed on the disk, its error is raised as
+    it is: building again would read and tokenise it all a second time, for the same error
+    (other failures are met again, and reported, by this process's own build)."""
     if path.exists():
         return
     with exclusive(path, f"the token ids of {source}"):
@@ -299,12 +296,12 @@ def ensure(
 
 
 # the early children this process started, by store path, with the end of a pipe on which a
-# child that fails with a DataError sends its message
+# child that fails with a DiskError sends its message
 _CHILDREN: dict[Path, tuple[BaseProcess, Connection]] = {}
 
 
 def _child_failure(path: Path) -> str | None:
-    """The DataError message of this process's child that built ``path``, if it failed so."""
+    """The DiskError message of this process's child that built ``path``, if it failed so."""
     entry = _CHILDREN.pop(path, None)
     if entry is None:
         return None
@@ -326,7 +323,7 @@ def _build_quietly(
     source: TextDataset, path: Path, filters: str, lower: bool, report: Connection
 ) -> None:
     """The child's whole life: build, and never let an error out (the run reports it; a
-    DataError's message goes to the parent through ``report``).
+    DiskError's message goes to the parent through ``report``).
 
     A parent that exits early (a config error) terminates its daemonic child: SIGTERM then
     unwinds the build like an error, so its staging file is removed, not left behind.
@@ -335,7 +332,7 @@ def _build_quietly(
     try:
         signal.signal(signal.SIGTERM, _stop)
         ensure(source, path, filters=filters, lower=lower)
-    except DataError as err:
+    except DiskError as err:  # the run would meet the same disk: it takes this error as is
         report.send(str(err))
         code = 1
     except BaseException as err:

@@ -69,7 +69,7 @@ def ids_of(
     return Ragged(flat, offsets).keep(flat != 0)
 
 
-class _FirstSeen(dict[str, int]):
+class FirstSeen(dict[str, int]):
     """word -> its index in order of first appearance; a new word gets the next index."""
 
     def __missing__(self, word: str) -> int:
@@ -84,7 +84,7 @@ def count_words(
     each, and every text as indices into that list. Counting and indexing happen together, so
     fitting a vocabulary and encoding the texts it was fitted on split each text only once.
     """
-    seen = _FirstSeen()
+    seen = FirstSeen()
     flats, lengths = [], []
     for docs in split_corpus(texts, filters, lower, split):
         words = list(chain.from_iterable(docs))

@@ -23,6 +23,10 @@ class DataError(UserError):
     """The dataset: missing, malformed, or not what the settings ask for."""
 
 
+class DiskError(DataError):
+    """A full, read-only or forbidden place to write: the same for every process that tries."""
+
+
 class DownloadError(UserError):
     """A download that failed on every mirror."""
 

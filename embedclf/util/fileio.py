@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from embedclf.util.errors import DataError
+from embedclf.util.errors import DiskError
 
 
 def _host() -> str:
@@ -153,13 +153,13 @@ def _fresh_staging(final: Path) -> Path:
 
 @contextlib.contextmanager
 def _disk_errors_said(final: Path, written: list[int]) -> Iterator[None]:
-    """A full, read-only or forbidden disk as one :class:`DataError` line naming ``final``."""
+    """A full, read-only or forbidden disk as one :class:`DiskError` line naming ``final``."""
     try:
         yield
     except OSError as err:
         if err.errno not in DISK_ERRORS:
             raise
-        raise DataError(_disk_message(final, err, written[0])) from None
+        raise DiskError(_disk_message(final, err, written[0])) from None
 
 
 def write_synced(path: Path, write: Any) -> None:

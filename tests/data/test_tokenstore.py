@@ -278,11 +278,11 @@ def test_a_child_that_fails_on_the_disk_gives_its_error_and_nothing_is_tokenised
     code = (
         "import sys\n"
         "import embedclf.data.storebuild as storebuild\n"
-        "from embedclf.util.errors import DataError\n"
+        "from embedclf.util.errors import DataError, DiskError\n"
         "builds = []\n"
         "def full(dataset, path, **settings):\n"
         "    builds.append(path)\n"
-        "    raise DataError(f'cannot write {path}: no space left (0 MB free)')\n"
+        "    raise DiskError(f'cannot write {path}: no space left (0 MB free)')\n"
         "storebuild.build_store = full\n"
         "child = storebuild.start_building({'archive': 'aclImdb_v1.tar.gz'})\n"
         "from embedclf.data.datamodule import TextFolderDataModule\n"
