@@ -5,6 +5,10 @@ lines, Parquet) and fastText lines (``data=fasttext``).
 data module, ``data.val_samples``); without ``test``, ``test_samples`` training rows are held
 out for testing (a fixed shuffle, before the vocabulary is fitted). Each setting is a file or a
 glob of files of one format.
+
+The catalogue's datasets (``data=ag_news``, ``data=sst2``, ...) are tables or lines of this
+kind that come from the web: their ``data.download`` lists the files with mirrors and
+checksums, and the splits are paths inside them (``sources.find_split_files``).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from embedclf.data.datamodule import TextDataModule
 from embedclf.data.dataset import FileDataset, TextDataset
 from embedclf.data.readers.fasttext import fasttext_blocks
 from embedclf.data.readers.table import Columns, expand, format_of, iter_texts, table_blocks
+from embedclf.data.sources import find_split_files
 from embedclf.util.errors import ConfigError
 
 SPLITS = ("train", "val", "test")
@@ -35,6 +40,9 @@ class FileDataModule(TextDataModule):
         train, val, test: a file or glob each (``val`` and ``test`` optional).
         encoding: the files' text encoding.
         test_samples: rows held out for testing when no ``test`` is given.
+        download: where a catalogue dataset's files come from (``file``, ``urls``, and
+            ``sha256`` or ``md5`` each); the splits are then paths inside them.
+        data_dir: the data directory (downloads are looked for and saved there).
         **common: :class:`TextDataModule`'s settings.
     """
 
@@ -47,6 +55,8 @@ class FileDataModule(TextDataModule):
         unlabelled: str | None = None,
         encoding: str = "utf-8",
         test_samples: float = 0.1,
+        download: Sequence[dict[str, Any]] | None = None,
+        data_dir: str | None = None,
         **common: Any,
     ) -> None:
         super().__init__(**common)
@@ -61,9 +71,9 @@ class FileDataModule(TextDataModule):
         hp = self.hparams
         if not hp.train:
             raise ConfigError("data.train is required: the file (or glob) of the training rows")
-        return {
-            split: tuple(expand(str(hp[split]), f"data.{split}")) for split in SPLITS if hp[split]
-        }
+        given = {split: str(hp[split]) for split in SPLITS if hp[split]}
+        found = find_split_files(given, hp.download, data_dir=hp.data_dir, cache=hp.cache_dir)
+        return {split: tuple(expand(found[split], f"data.{split}")) for split in given}
 
 
 class TableDataModule(FileDataModule):
@@ -136,20 +146,38 @@ class FastTextDataModule(FileDataModule):
     """fastText's ``__label__X text`` lines.
 
     Args:
-        label_prefix: what starts a label (fastText's ``__label__``).
+        label_prefix: what starts a label (fastText's ``__label__``; empty: the first word
+            of each line is its label, as in TREC's files).
+        label_delimiter: keep only the part of each label before it (``:`` for TREC's
+            coarse classes); ``None``: the whole label.
         **files: :class:`FileDataModule`'s settings (train, val, test, encoding, ...).
     """
 
-    def __init__(self, *, label_prefix: str = "__label__", **files: Any) -> None:
-        if not label_prefix:
-            raise ConfigError("data.label_prefix must not be empty (fastText's is __label__)")
+    def __init__(
+        self, *, label_prefix: str = "__label__", label_delimiter: str | None = None, **files: Any
+    ) -> None:
+        if label_prefix is None:
+            raise ConfigError(
+                "data.label_prefix must be a string: fastText's is __label__, and '' makes "
+                "each line's first word its label"
+            )
         super().__init__(**files)
 
     def source(self) -> TextDataset:
         hp = self.hparams
         return FileDataset(
             self.files(),
-            functools.partial(fasttext_blocks, prefix=hp.label_prefix, encoding=hp.encoding),
-            settings={"reader": "fasttext", "prefix": hp.label_prefix, "encoding": hp.encoding},
+            functools.partial(
+                fasttext_blocks,
+                prefix=hp.label_prefix,
+                encoding=hp.encoding,
+                delimiter=hp.label_delimiter,
+            ),
+            settings={
+                "reader": "fasttext",
+                "prefix": hp.label_prefix,
+                "encoding": hp.encoding,
+                **({"delimiter": hp.label_delimiter} if hp.label_delimiter else {}),
+            },
             test_samples=hp.test_samples,
         )

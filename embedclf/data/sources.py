@@ -8,13 +8,16 @@ copy (``pip install 'embedclf[glove50]'``); last, a verified download from the m
 
 from __future__ import annotations
 
+import glob
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
+from embedclf.util.archive import extract, is_archive_name
 from embedclf.util.download import fetch
-from embedclf.util.errors import DataError
-from embedclf.util.paths import find_local, search_dirs
+from embedclf.util.errors import ConfigError, DataError
+from embedclf.util.paths import cache_dir, find_local, search_dirs
 
 log = logging.getLogger(__name__)
 
@@ -62,3 +65,64 @@ def find_dataset(
     if not download:
         raise DataError(f"{archive} is not in {', '.join(map(str, search_dirs(data_dir)))}")
     return fetch(urls, search_dirs(data_dir)[0] / Path(archive).name, sha256)
+
+
+def _matches(pattern: Path) -> bool:
+    return any(Path(m).is_file() for m in glob.glob(str(pattern)))
+
+
+def _download_root(entry: Mapping[str, Any], data_dir: str | None, cache: str | None) -> Path:
+    """The directory that holds one download's files: where the file was found or fetched
+    (a plain file), or the tree it was unpacked into (an archive)."""
+    if not entry.get("file") or not entry.get("urls"):
+        raise ConfigError(f"data.download entry {dict(entry)} needs a file and its urls")
+    name = str(entry["file"])
+    sha256, md5 = entry.get("sha256"), entry.get("md5")
+    local = find_local([name], data_dir) or fetch(
+        list(entry["urls"]), search_dirs(data_dir)[0] / name, sha256, md5=md5
+    )
+    if not is_archive_name(name):
+        return local.parents[len(Path(name).parts) - 1]  # ag_news_csv/train.csv -> its root
+    digest = str(sha256 or md5 or "unverified")[:12]
+    return extract(local, cache_dir(cache) / "extracted" / f"{Path(name).name}-{digest}")
+
+
+def find_split_files(
+    splits: Mapping[str, str],
+    downloads: Sequence[Mapping[str, Any]] | None,
+    *,
+    data_dir: str | None,
+    cache: str | None,
+) -> dict[str, str]:
+    """The path (or glob) of each split's files.
+
+    A split that names files on this machine as given is used as it is. Otherwise, for a
+    catalogue dataset (``data.download``: a list of ``file``, ``urls``, ``sha256`` or
+    ``md5``), it is a path inside the downloads: looked up first in the data directories
+    (a tree a user unpacked by hand), then in the downloaded files, which are found in the
+    data directories or fetched (verified) into the first, and unpacked once into the cache
+    when they are archives. Nothing is downloaded while every split is found.
+    """
+    found: dict[str, str] = {}
+    missing: dict[str, str] = {}
+    for split, pattern in splits.items():
+        if _matches(Path(pattern).expanduser()) or not downloads:
+            found[split] = pattern  # the reader names a pattern that matches nothing
+            continue
+        local = next((d / pattern for d in search_dirs(data_dir) if _matches(d / pattern)), None)
+        if local is not None:
+            found[split] = str(local)
+        else:
+            missing[split] = pattern
+    if missing:
+        roots = [_download_root(entry, data_dir, cache) for entry in downloads or ()]
+        for split, pattern in missing.items():
+            where = next((root / pattern for root in roots if _matches(root / pattern)), None)
+            if where is None:
+                files = ", ".join(str(entry.get("file")) for entry in downloads or ())
+                raise DataError(
+                    f"data.{split}={pattern} is not in the downloaded {files}; fix data.{split} "
+                    "to a path inside it, or to your own file"
+                )
+            found[split] = str(where)
+    return found

@@ -22,6 +22,7 @@ from embedclf.text.featurizer import TextFeaturizer
 from embedclf.training.checkpoints import SafeCheckpointIO
 from embedclf.util.errors import VectorsError
 from embedclf.util.paths import cache_dir
+from embedclf.vectors.cache import MAX_LINE_BYTES
 from embedclf.vectors.coverage import Coverage, build_embedding_matrix
 from embedclf.vectors.indomain import pretrained_vectors
 from embedclf.vectors.sources import word_vectors
@@ -61,6 +62,7 @@ def pretrained_embedding(
         data_dir=cfg.paths.data_dir,
         cache_dir=cache_dir(cfg.paths.cache_dir),
         trust_header=bool(v.get("trust_header", True)),
+        max_line_bytes=int(v.get("max_line_bytes", MAX_LINE_BYTES)),
     )
     if v.get("dim") and vectors.dim != v.dim:
         raise VectorsError(

@@ -17,7 +17,17 @@ HPARAM_METRICS = ("val_acc", "test_acc", "val_loss", "test_loss", "fit_seconds")
 
 
 # data settings that are plumbing, not choices: they would crowd the HPARAMS table
-DATA_PLUMBING = ("urls", "sha256", "filters", "cache_dir", "data_dir", "archive", "num_workers")
+DATA_PLUMBING = (
+    "urls",
+    "sha256",
+    "md5",
+    "download",
+    "filters",
+    "cache_dir",
+    "data_dir",
+    "archive",
+    "num_workers",
+)
 DATA_FILES = ("root", "train", "val", "test")  # shown by their names, not their whole paths
 
 

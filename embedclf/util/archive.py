@@ -1,22 +1,28 @@
-"""Reading archives without extracting them: tar members as a stream, one zip member.
+"""Reading archives: tar members as a stream, one zip member, or a whole archive unpacked.
 
-Nothing is ever written from an archive: the review texts are read straight from the
-compressed tar stream (one pass, no 100,000 small files on disk), and a vectors file is read
-straight from its zip member. An archive with a member that could not be extracted safely
-(an absolute path, ``..``, a drive letter, a link, a device or a FIFO) is refused outright:
-such an archive is corrupt or hostile, and no part of it is trusted.
+Review texts are read straight from the compressed tar stream (one pass, no 100,000 small
+files on disk), and a vectors file straight from its zip member. Tables, which are read by
+pyarrow in blocks and need a real file, are unpacked once into the cache (:func:`extract`).
+An archive with a member that could not be extracted safely (an absolute path, ``..``, a
+drive letter, a link, a device or a FIFO) is refused outright: such an archive is corrupt or
+hostile, and no part of it is trusted.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import stat
 import tarfile
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO
 
 from embedclf.util.errors import ArchiveError
+from embedclf.util.fileio import atomic_directory, exclusive
 
 
 def _unsafe_name(name: str) -> str | None:
@@ -125,3 +131,69 @@ def choose_zip_member(path: Path, member: str | None) -> str:
             f"{path} holds {len(names)} files; choose one with vectors.member: {shown or 'none'}"
         )
     raise ArchiveError(f"{path} has no member '{member}'; it holds: {shown or 'nothing'}")
+
+
+def is_archive_name(path: Path | str) -> bool:
+    """Whether :func:`extract` unpacks ``path`` (a tar, plain or compressed, or a zip)."""
+    name = str(path).lower()
+    return is_zip_name(name) or name.endswith((".tar", ".tgz", ".tar.gz", ".tar.bz2", ".tar.xz"))
+
+
+def extract(archive: Path, dest: Path) -> Path:
+    """Unpack ``archive`` into the directory ``dest``, once; return ``dest``.
+
+    Members are streamed to disk (a 1.6 GB CSV is never held in memory), every member is
+    checked first as in :func:`iter_tar_files`, and the tree is filled in a staging
+    directory that is renamed to ``dest`` only when complete, under a lock: a killed or
+    failed extraction leaves nothing at ``dest`` to be taken for a finished one.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive(dest, f"the files of {archive.name}"):
+        if dest.is_dir():
+            return dest
+        with atomic_directory(dest) as tmp:
+            try:
+                if is_zip_name(archive):
+                    _extract_zip(archive, tmp)
+                else:
+                    _extract_tar(archive, tmp)
+            except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as err:
+                raise ArchiveError(
+                    f"{archive} is corrupt or truncated ({err}); delete it and download it again"
+                ) from None
+    return dest
+
+
+def _copy_member(stream: IO[bytes], target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with stream, open(target, "xb") as out:
+        shutil.copyfileobj(stream, out, 1 << 20)
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def _extract_tar(archive: Path, into: Path) -> None:
+    with tarfile.open(archive, mode="r|*") as tar:
+        for member in tar:
+            _refuse_unsafe(archive, member)
+            if member.isfile():
+                stream = tar.extractfile(member)
+                assert stream is not None  # a regular file always has a stream
+                _copy_member(stream, into / member.name)
+
+
+def _extract_zip(archive: Path, into: Path) -> None:
+    with zipfile.ZipFile(archive) as zipped:
+        for info in zipped.infolist():
+            kind = stat.S_IFMT(info.external_attr >> 16)
+            reason = _unsafe_name(info.filename) or (
+                "is a link or a device" if kind not in (0, stat.S_IFREG, stat.S_IFDIR) else None
+            )
+            if reason is not None:
+                raise ArchiveError(
+                    f"refusing to read {archive}: member '{info.filename}' {reason}; "
+                    "the archive is unsafe or corrupt, delete it and download it again"
+                )
+            if not info.is_dir() and not info.filename.startswith("__MACOSX/"):
+                _copy_member(zipped.open(info), into / info.filename)

@@ -1,6 +1,7 @@
 """Verified, resumable downloads from a list of mirrors.
 
-Bytes go to ``<dest>.part`` and are renamed to ``dest`` only once their size and sha256 match,
+Bytes go to ``<dest>.part`` and are renamed to ``dest`` only once their size and checksum
+(sha256, or md5 where a dataset's publisher gives only that) match,
 so a file at ``dest`` is always complete. A dropped connection resumes from the ``.part`` with
 an HTTP ``Range`` request, in this call or the next.
 """
@@ -40,8 +41,11 @@ class _Failed(Exception):
     """A failure of this URL that another try will not fix (4xx, HTML page, bad checksum)."""
 
 
-def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
+Digests = dict[str, str]  # algorithm (sha256, md5) -> expected hex digest
+
+
+def digest_of(path: Path, algorithm: str, chunk: int = 1 << 20) -> str:
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as file:
         while block := file.read(chunk):
             digest.update(block)
@@ -53,13 +57,15 @@ def fetch(
     dest: Path,
     sha256: str | None,
     *,
+    md5: str | None = None,
     size: int | None = None,
     retries: int = 3,
     backoff: float = 1.0,
     timeout: float = 30.0,
     progress: bool = True,
 ) -> Path:
-    """Download the first of ``urls`` that yields a file of the given sha256 and size to ``dest``.
+    """Download the first of ``urls`` that yields a file of the given sha256 (or md5) and size
+    to ``dest``.
 
     Each URL is tried once and then up to ``retries`` more times after a dropped connection or a
     5xx answer, waiting ``backoff * 2**attempt`` seconds in between; other failures move on to
@@ -70,9 +76,10 @@ def fetch(
         return dest
     _make_writable_dir(dest.parent)
     part = dest.parent / (dest.name + ".part")
+    digests = {name: value for name, value in (("sha256", sha256), ("md5", md5)) if value}
     failures = []
     for url in urls:
-        problem = _fetch_one(url, part, sha256, size, retries, backoff, timeout, progress)
+        problem = _fetch_one(url, part, digests, size, retries, backoff, timeout, progress)
         if problem is None:
             os.replace(part, dest)
             return dest
@@ -102,7 +109,7 @@ def _make_writable_dir(directory: Path) -> None:
 def _fetch_one(
     url: str,
     part: Path,
-    sha256: str | None,
+    digests: Digests,
     size: int | None,
     retries: int,
     backoff: float,
@@ -113,9 +120,9 @@ def _fetch_one(
     attempt = 0
     while True:
         try:
-            if not _download(url, part, sha256, size, timeout, progress):
+            if not _download(url, part, digests, size, timeout, progress):
                 continue  # a bogus leftover .part was deleted: start from zero
-            problem = _verify(part, sha256, size)
+            problem = _verify(part, digests, size)
             if problem is not None:
                 part.unlink()
             return problem
@@ -136,7 +143,7 @@ def _fetch_one(
 
 
 def _download(
-    url: str, part: Path, sha256: str | None, size: int | None, timeout: float, progress: bool
+    url: str, part: Path, digests: Digests, size: int | None, timeout: float, progress: bool
 ) -> bool:
     """Fetch ``url`` into ``part``, resuming from its current size.
 
@@ -155,7 +162,7 @@ def _download(
             status = response.status_code
             if status == 416 and offset:  # nothing after `offset`: the part is complete or bogus
                 return _keep_complete_part(
-                    part, response.headers.get("Content-Range", ""), sha256, size
+                    part, response.headers.get("Content-Range", ""), digests, size
                 )
             if status >= 500:
                 raise _Retry(f"HTTP {status}")
@@ -180,15 +187,13 @@ def _download(
     return True
 
 
-def _keep_complete_part(
-    part: Path, content_range: str, sha256: str | None, size: int | None
-) -> bool:
+def _keep_complete_part(part: Path, content_range: str, digests: Digests, size: int | None) -> bool:
     """Whether a .part the server has nothing to add to is the file; if not, delete it."""
     match = re.fullmatch(r"bytes \*/(\d+)", content_range.strip())
     if match is not None and int(match[1]) != part.stat().st_size:
         problem = f"{part.stat().st_size} bytes but the server has {match[1]}"
     else:
-        problem = _verify(part, sha256, size)
+        problem = _verify(part, digests, size)
     if problem is None:
         return True
     log.info("discarding %s (%s); restarting from zero", part, problem)
@@ -224,12 +229,13 @@ def _write_body(
             bar.update(len(block))
 
 
-def _verify(part: Path, sha256: str | None, size: int | None) -> str | None:
+def _verify(part: Path, digests: Digests, size: int | None) -> str | None:
     """What is wrong with the finished ``part``, or None."""
     if size is not None and (got_size := part.stat().st_size) != size:
         return f"size mismatch: got {got_size} bytes, expected {size}"
-    if sha256 is not None and (got := sha256_of(part)) != sha256.lower():
-        return f"sha256 mismatch: got {got}, expected {sha256.lower()}"
+    for algorithm, expected in digests.items():
+        if (got := digest_of(part, algorithm)) != expected.lower():
+            return f"{algorithm} mismatch: got {got}, expected {expected.lower()}"
     return None
 
 

@@ -25,9 +25,10 @@ import re
 import shutil
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -41,6 +42,9 @@ log = logging.getLogger(__name__)
 CACHE_FORMAT = 2  # 2: checksums of words.txt and matrix.npy in meta.json
 GLOVE50_INSTALL_HINT = "pip install 'embedclf[glove50]'"
 _READ_BUFFER = 1 << 20
+# a line of 300-d vectors is about 3 kB; one far longer is a damaged or hostile file, refused
+# before it is held in memory (a 1 MB zip can inflate to one 1 GiB line)
+MAX_LINE_BYTES = 1 << 20
 
 
 # --------------------------------------------------------------------------- parsing
@@ -162,28 +166,41 @@ def _store_cache(cache_dir: Path, key: str, vectors: Vectors, meta: dict[str, ob
 # --------------------------------------------------------------------------- loading
 
 
-def _decoded(raw: Iterable[bytes]) -> Iterator[str]:
-    # Decoding a line at a time keeps exact line numbers for errors and is faster than
-    # io.TextIOWrapper here.
-    for line in raw:
+def _decoded(raw: IO[bytes], source: str, limit: int) -> Iterator[str]:
+    """The lines of ``raw``, each read with a bound: a line over ``limit`` bytes is refused
+    after reading ``limit + 1`` of them, never held whole. Decoding a line at a time keeps
+    exact line numbers for errors and is faster than io.TextIOWrapper here."""
+    lineno = 0
+    while line := raw.readline(limit + 1):
+        lineno += 1
+        if len(line) > limit and not line.endswith(b"\n"):
+            raise VectorsError(
+                f"{source}: line {lineno} is over {limit:,} bytes, which no word vector needs: "
+                "the file is damaged; download it again (or raise vectors.max_line_bytes)"
+            )
         yield line.decode("utf-8")
 
 
 @contextmanager
-def _open_lines(path: Path, member: str | None) -> Iterator[Iterator[str]]:
+def _open_lines(path: Path, member: str | None, source: str, limit: int) -> Iterator[Iterator[str]]:
     if member is not None:
         with zipfile.ZipFile(path) as archive, archive.open(member) as raw:
-            yield _decoded(io.BufferedReader(raw, _READ_BUFFER))  # type: ignore[arg-type]
+            yield _decoded(io.BufferedReader(raw, _READ_BUFFER), source, limit)  # type: ignore[arg-type]
     elif path.name.lower().endswith(".gz"):
         with gzip.open(path, "rb") as raw:
-            yield _decoded(raw)
+            yield _decoded(raw, source, limit)  # type: ignore[arg-type]
     else:
         with open(path, "rb", buffering=_READ_BUFFER) as raw:
-            yield _decoded(raw)
+            yield _decoded(raw, source, limit)
 
 
 def load_vectors(
-    path: Path, *, member: str | None = None, cache_dir: Path, trust_header: bool = True
+    path: Path,
+    *,
+    member: str | None = None,
+    cache_dir: Path,
+    trust_header: bool = True,
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> Vectors:
     """Load word vectors from text, zipped text (one member) or gzipped text, via a cache.
 
@@ -210,7 +227,7 @@ def load_vectors(
         return cached
     log.info("parsing %s into the cache %s", source, Path(cache_dir) / key)
     try:
-        with _open_lines(path, member) as lines:
+        with _open_lines(path, member, source, max_line_bytes) as lines:
             vectors = parse_text_vectors(lines, source=source, trust_header=trust_header)
     except (OSError, EOFError, zlib.error, zipfile.BadZipFile) as err:
         raise VectorsError(f"{source} is truncated or corrupt ({err}); download it again") from None

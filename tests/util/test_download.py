@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from embedclf.util.download import fetch, sha256_of
+from embedclf.util.download import digest_of, fetch
 from embedclf.util.errors import DownloadError
 from loopback import LoopbackServer, serve_bytes
 
@@ -40,7 +40,7 @@ def test_normal_download(server: LoopbackServer, data: bytes, tmp_path: Path) ->
     assert get([server.url("/f.bin")], dest, sha(data), size=SIZE) == dest
 
     assert dest.read_bytes() == data
-    assert sha256_of(dest) == sha(data)
+    assert digest_of(dest, "sha256") == sha(data)
     assert not part_of(dest).exists()
     assert server.ranges() == [None]
     # an existing file is returned as it is, with no request

@@ -486,3 +486,35 @@ def test_a_file_cut_short_against_its_header_is_refused_unless_told(tmp_path):
         load_vectors(cut, cache_dir=tmp_path / "cache")
     vectors = load_vectors(cut, cache_dir=tmp_path / "cache", trust_header=False)
     assert len(vectors.words) == 4
+
+
+@pytest.mark.parametrize("kind", ["zip", "gz", "txt"])
+def test_an_endless_line_is_refused_after_a_bounded_read(kind, tmp_path):
+    """A 1 MB zip can inflate to one 1 GiB line: it is refused after reading the limit,
+    never held whole (tracemalloc's peak stays far below the line)."""
+    import tracemalloc
+
+    head = b"the " + b"0.1 " * 50 + b"\n"
+    line = b"x" * (32 << 20)  # 32 MiB, no newline
+    path = tmp_path / f"glove.6B.50d.{kind}"
+    if kind == "zip":
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("glove.6B.50d.txt", head + line)
+    elif kind == "gz":
+        path.write_bytes(gzip.compress(head + line, compresslevel=1))
+    else:
+        path.write_bytes(head + line)
+    tracemalloc.start()
+    try:
+        with pytest.raises(VectorsError) as caught:
+            load_vectors(path, cache_dir=tmp_path / "cache", max_line_bytes=1 << 20)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    message = str(caught.value)
+    assert "line 2 is over 1,048,576 bytes" in message and "vectors.max_line_bytes" in message
+    assert peak < 8 << 20, peak
+    assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").rglob("*.npy"))
+    # the limit is a setting: raised above the line, the file reads on to its real error
+    with pytest.raises(VectorsError, match="line 2"):
+        load_vectors(path, cache_dir=tmp_path / "cache", max_line_bytes=64 << 20)

@@ -1,5 +1,10 @@
 """fastText's supervised format: ``__label__pos some text`` a line (the prefix is
-``data.label_prefix``). One label a line: this project trains single-label classifiers."""
+``data.label_prefix``). One label a line: this project trains single-label classifiers.
+
+With an empty prefix the first word of each line is its label, as in TREC's
+``DESC:manner How did serfdom develop ?``; ``label_delimiter`` then keeps the label's part
+before it (``:``: TREC's six coarse classes).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,9 @@ from pathlib import Path
 from embedclf.util.errors import DataError
 
 
-def read_fasttext(path: Path, prefix: str, encoding: str = "utf-8") -> tuple[list[str], list[str]]:
+def read_fasttext(
+    path: Path, prefix: str, encoding: str = "utf-8", delimiter: str | None = None
+) -> tuple[list[str], list[str]]:
     """The texts and labels of one file of ``PREFIXlabel text`` lines."""
     texts: list[str] = []
     labels: list[str] = []
@@ -22,7 +29,7 @@ def read_fasttext(path: Path, prefix: str, encoding: str = "utf-8") -> tuple[lis
                 words = line.split()
                 if not words:
                     continue
-                tags = [w for w in words if w.startswith(prefix)]
+                tags = [w for w in words if w.startswith(prefix)] if prefix else words[:1]
                 if not words[0].startswith(prefix):
                     raise DataError(
                         f"{path}: line {lineno} does not start with a label ({prefix}NAME); "
@@ -34,6 +41,8 @@ def read_fasttext(path: Path, prefix: str, encoding: str = "utf-8") -> tuple[lis
                         "this project trains single-label classifiers: keep one"
                     )
                 label, text = words[0][len(prefix) :], " ".join(words[1:])
+                if delimiter:
+                    label = label.partition(delimiter)[0]
                 if not label or not text:
                     raise DataError(
                         f"{path}: line {lineno} has an empty {'label' if not label else 'text'}"
@@ -48,7 +57,7 @@ def read_fasttext(path: Path, prefix: str, encoding: str = "utf-8") -> tuple[lis
 
 
 def fasttext_blocks(
-    path: Path, prefix: str, encoding: str = "utf-8"
+    path: Path, prefix: str, encoding: str = "utf-8", delimiter: str | None = None
 ) -> Iterator[tuple[list[str], list[str]]]:
     """:func:`read_fasttext` as blocks (one: the file), as the token store's build reads."""
-    yield read_fasttext(path, prefix, encoding)
+    yield read_fasttext(path, prefix, encoding, delimiter)
