@@ -26,7 +26,7 @@ from embedclf.training.checkpoints import epochs_trained, scored_checkpoint
 from embedclf.training.checks import check_against_data, check_config
 from embedclf.training.reports import report_coverage, report_run
 from embedclf.training.scoring import score
-from embedclf.util.errors import ERROR_FILE, Stopped, UserError
+from embedclf.util.errors import ERROR_FILE, Interrupted, Stopped, UserError
 from embedclf.util.fileio import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -43,17 +43,30 @@ def set_aside_results(output_dir: Path) -> None:
 
 
 def fit(trainer: pl.Trainer, model: pl.LightningModule, datamodule: Any, resume: str | None):
-    """``trainer.fit``; a SIGTERM (which Lightning turns into a clean exit) is a stop, with
-    the checkpoint to resume from named."""
+    """``trainer.fit``; a SIGTERM (which Lightning turns into a clean exit) or a Ctrl-C
+    (which it turns into ``sys.exit(1)`` with no word) is a stop, with the checkpoint to
+    resume from named. A checkpoint being written when it came is never left half-written
+    (``training/checkpoints.py`` writes each by rename)."""
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     except SIGTERMException:
-        try:
-            last = scored_checkpoint(trainer, "last")
-            where = f"the last checkpoint is {last}: continue with resume={last}"
-        except UserError:
-            where = "no checkpoint was written yet: start it again"
-        raise Stopped(f"stopped by SIGTERM in epoch {trainer.current_epoch}; {where}") from None
+        raise Stopped(
+            f"stopped by SIGTERM in epoch {trainer.current_epoch}; {_resume_hint(trainer)}"
+        ) from None
+    except SystemExit:
+        if not trainer.interrupted:
+            raise
+        raise Interrupted(
+            f"interrupted (Ctrl-C) in epoch {trainer.current_epoch}; {_resume_hint(trainer)}"
+        ) from None
+
+
+def _resume_hint(trainer: pl.Trainer) -> str:
+    try:
+        last = scored_checkpoint(trainer, "last")
+    except UserError:
+        return "no checkpoint was written yet: start it again"
+    return f"the last checkpoint is {last}: continue with resume={last}"
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:

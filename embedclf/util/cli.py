@@ -10,14 +10,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
-from embedclf.util.errors import ERROR_FILE, UserError, one_line
+from embedclf.util.errors import ERROR_FILE, Interrupted, UserError, one_line
 from embedclf.util.fileio import atomic_write_text
 
 F = TypeVar("F", bound=Callable[..., Any])
+# Ctrl-C outside training (reading, scoring, writing): every file is written by rename, so
+# nothing half-written is left to be taken for a finished one
+INTERRUPTED = Interrupted("interrupted (Ctrl-C); nothing half-written was kept: run it again")
 
 
 def exit_on_user_error(func: F) -> F:
-    """Run ``func``; a :class:`UserError` becomes ``error: <message>`` and a failing exit."""
+    """Run ``func``; a :class:`UserError` becomes ``error: <message>`` and a failing exit,
+    and so does a Ctrl-C (exit 130, no traceback)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -25,6 +29,8 @@ def exit_on_user_error(func: F) -> F:
             return func(*args, **kwargs)
         except UserError as err:
             fail(err)
+        except KeyboardInterrupt:
+            fail(INTERRUPTED)
 
     return wrapper  # type: ignore[return-value]
 
@@ -51,6 +57,10 @@ def hydra_task(func: F) -> F:
     def wrapper(cfg: Any) -> Any:
         try:
             return func(cfg)
+        except KeyboardInterrupt:  # in a multirun too: Ctrl-C stops the sweep, not one job
+            fail(INTERRUPTED)
+        except Interrupted as err:
+            fail(err)
         except UserError as err:
             message = one_line(err)
             run_dir = _multirun_job_dir()

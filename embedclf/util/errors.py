@@ -53,5 +53,11 @@ class Stopped(UserError):
     exit_status = 143  # 128 + SIGTERM, as a shell reports a process that SIGTERM ended
 
 
+class Interrupted(Stopped):
+    """Ctrl-C (SIGINT): said in one line, as a stop, and never a success."""
+
+    exit_status = 130  # 128 + SIGINT
+
+
 def one_line(err: BaseException) -> str:
     return " ".join(str(err).split()) or type(err).__name__

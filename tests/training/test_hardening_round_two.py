@@ -242,3 +242,78 @@ def test_a_full_or_read_only_disk_is_one_line_naming_the_path(dirs, tiny_tree, m
     with pytest.raises(UserError, match=r"cannot write .*\.ckpt: Read-only file system"):
         train_in_process(dirs["run"], "experiment=seed_learned", *SMALL, f"data.root={tiny_tree}")
     assert not list((dirs["run"] / "checkpoints").glob("*.ckpt"))
+
+
+def test_ctrl_c_during_fit_is_one_line_exit_130_and_every_checkpoint_whole(dirs, tiny_tree):
+    """One batch an epoch and a checkpoint every epoch: most of the run is checkpoint
+    writing, so the SIGINT lands in or near one; every file left must load."""
+    import torch
+
+    run = dirs["run"] / "interrupted"
+    env = dict(os.environ, EMBEDCLF_CACHE_DIR=str(dirs["cache"]))
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "train.py",
+            "experiment=seed_learned",
+            *SMALL,
+            *QUIET,
+            "trainer.max_epochs=100000",
+            f"data.root={tiny_tree}",
+            f"hydra.run.dir={run}",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (run / "checkpoints" / "last.ckpt").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-2000:]
+    last_line = stderr.strip().splitlines()[-1]
+    assert last_line.startswith("error: interrupted (Ctrl-C) in epoch "), last_line
+    assert f"resume={run / 'checkpoints' / 'last.ckpt'}" in last_line
+    assert "Traceback" not in stderr and not (run / "metrics.json").exists()
+    files = sorted((run / "checkpoints").iterdir())
+    assert all(f.suffix == ".ckpt" for f in files), files  # no staging file left
+    for path in files:
+        torch.load(path, weights_only=True)
+
+
+def test_ctrl_c_inside_a_checkpoint_write_keeps_the_previous_file(tmp_path, monkeypatch):
+    import torch
+
+    from embedclf.training.checkpoints import SafeCheckpointIO
+
+    path = tmp_path / "last.ckpt"
+    io_ = SafeCheckpointIO()
+    io_.save_checkpoint({"epoch": 1, "w": torch.ones(3)}, path)
+    before = path.read_bytes()
+
+    def half_then_ctrl_c(obj, file, *args, **kwargs):
+        file.write(b"PK\x03\x04 half a checkpoint")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", half_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        io_.save_checkpoint({"epoch": 2, "w": torch.zeros(3)}, path)
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+def test_ctrl_c_outside_training_is_one_line_exit_130(capsys):
+    from embedclf.util.cli import exit_on_user_error
+
+    @exit_on_user_error
+    def scoring() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit) as caught:
+        scoring()
+    assert caught.value.code == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: interrupted (Ctrl-C); nothing half-written was kept: run it again"]
