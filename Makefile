@@ -1,7 +1,7 @@
 # Set-up: `make install` (into the active Python environment), then `make test`.
 PYTHON ?= python
 
-.PHONY: help install install-glove50 install-sweep install-pretrain install-hf install-keras install-bench \
+.PHONY: help install install-glove50 install-sweep install-pretrain install-hf install-keras install-bench install-serve install-runtime \
 	install-all lock test test-fast lint format train prepare bench benchmark curve tensorboard clean
 
 help:  ## list the targets
@@ -23,13 +23,19 @@ install-pretrain:  ## add in-domain word2vec vectors: python -m embedclf.pretrai
 install-hf:  ## add Hugging Face datasets: data=hf (datasets 5.2.0)
 	$(PYTHON) -m pip install -e '.[hf]'
 
+install-serve:  ## add ONNX export and the prediction server: python -m embedclf.serve (FastAPI, uvicorn, onnxruntime)
+	$(PYTHON) -m pip install -e '.[serve]'
+
+install-runtime:  ## add embedclf.runtime's one dependency (onnxruntime): exported models, no torch
+	$(PYTHON) -m pip install -e '.[runtime]'
+
 install-keras:  ## add Keras 3, to run the seed's own Keras code in make bench
 	$(PYTHON) -m pip install -e '.[keras]'
 
 install-bench:  ## add the baselines make bench compares with (scikit-learn, fastText)
 	$(PYTHON) -m pip install -e '.[bench]'
 
-install-all: install install-glove50 install-sweep install-pretrain install-hf install-keras install-bench  ## every extra
+install-all: install install-glove50 install-sweep install-pretrain install-hf install-keras install-bench install-serve  ## every extra
 
 lock:  ## re-pin requirements.lock: core + dev resolved in a fresh venv (extras pin in pyproject.toml)
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv

@@ -1,23 +1,33 @@
-"""Export a checkpoint's learned word vectors: ``python -m embedclf.export CKPT OUT.vec``.
+"""Export a checkpoint: ``python -m embedclf.export CKPT OUT [--format word2vec|onnx]``.
 
-Writes word2vec text format: a header ``N D``, then ``word v1 ... vD`` for each vocabulary
-word in id order (the padding row and hashed n-gram rows are not words and are left out).
-Values are written with 9 significant digits, enough to give back every float32 exactly, so
-``embedclf.vectors.cache.load_vectors`` (and ``vectors.path=OUT.vec`` in a
-training run) reads the very same vectors. The file is written atomically.
+``word2vec`` (the default) writes the learned word vectors as word2vec text: a header ``N D``,
+then ``word v1 ... vD`` for each vocabulary word in id order (the padding row and hashed
+n-gram rows are not words and are left out). Values are written with 9 significant digits,
+enough to give back every float32 exactly, so ``vectors.path=OUT.vec`` in a training run reads
+the very same vectors. The file is written atomically.
+
+``onnx`` writes the whole classifier for ``embedclf.runtime`` (numpy and onnxruntime, no
+torch) into the directory OUT: ``model.onnx`` (``models/onnx.py``) and ``encoder.json``, the
+checkpoint's text encoder as plain JSON (vocabulary, tokeniser, n-grams, padding, classes).
+The directory is filled beside OUT and renamed into place. TorchScript is not offered: it is
+deprecated in PyTorch 2, and ONNX runs every encoder kind without torch.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import shutil
 import sys
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from embedclf.models.checkpoint import word_rows
+from embedclf.runtime import ENCODER_FILE, MODEL_FILE, ONNX_FORMAT
 from embedclf.util.cli import exit_on_user_error
 from embedclf.util.errors import DataError
+from embedclf.util.fileio import atomic_directory, write_synced
 from embedclf.vectors.textformat import write_word2vec
 
 
@@ -58,16 +68,61 @@ def export_vectors(
     return written, int(matrix.shape[1])
 
 
+def export_onnx(checkpoint_path: str | Path, out: str | Path, force: bool = False) -> float:
+    """Write ``OUT/model.onnx`` and ``OUT/encoder.json``; returns the largest difference in a
+    probability between the checkpoint and onnxruntime on the export's own check."""
+    from embedclf.models.checkpoint import featurizer_of, load_checkpoint, module_from_checkpoint
+    from embedclf.models.onnx import export_onnx as write_graph
+
+    out = Path(out)
+    if out.exists():
+        if not out.is_dir():
+            raise DataError(f"{out} exists and is not a directory; --format onnx writes a folder")
+        if any(out.iterdir()) and not force:
+            raise DataError(f"{out} is not empty; give a new folder, or --force to replace it")
+    checkpoint = load_checkpoint(checkpoint_path)
+    where = f"checkpoint={checkpoint_path}"
+    featurizer = featurizer_of(checkpoint, where)
+    module = module_from_checkpoint(checkpoint, where)
+    encoder = {
+        "format": ONNX_FORMAT,
+        "encoder_kind": module.hparams.net["encoder"]["kind"],
+        "featurizer": featurizer.state_dict(),
+    }
+    # built beside OUT and renamed into place: a failed export leaves OUT as it was
+    fresh = out.with_name(f"{out.name}.new")
+    shutil.rmtree(fresh, ignore_errors=True)
+    with atomic_directory(fresh) as tmp:
+        difference = write_graph(module.net, module.binary, featurizer.maxlen, tmp / MODEL_FILE)
+        text = json.dumps(encoder, ensure_ascii=False)
+        write_synced(tmp / ENCODER_FILE, lambda file: file.write(text.encode()))
+    if out.exists():
+        shutil.rmtree(out)
+    fresh.rename(out)
+    return difference
+
+
 @exit_on_user_error
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m embedclf.export",
-        description="Write a checkpoint's word embedding as word2vec text (OUT.vec).",
+        description="Export a checkpoint: its word embedding as word2vec text (OUT.vec), or "
+        "the whole classifier as ONNX for embedclf.runtime (a folder OUT).",
     )
     parser.add_argument("checkpoint", help="a .ckpt file written by train.py")
-    parser.add_argument("out", metavar="OUT.vec", help="the file to write")
-    parser.add_argument("--force", action="store_true", help="replace an existing checkpoint")
+    parser.add_argument("out", metavar="OUT", help="the file (word2vec) or folder (onnx) to write")
+    parser.add_argument("--format", choices=("word2vec", "onnx"), default="word2vec")
+    parser.add_argument(
+        "--force", action="store_true", help="replace an existing checkpoint or export folder"
+    )
     args = parser.parse_args(argv)
+    if args.format == "onnx":
+        difference = export_onnx(args.checkpoint, args.out, args.force)
+        print(
+            f"wrote {Path(args.out) / MODEL_FILE} and {ENCODER_FILE} (onnxruntime gives the "
+            f"checkpoint's probabilities to {difference:.1g})"
+        )
+        return
     count, dim = export_vectors(args.checkpoint, args.out, args.force)
     print(f"wrote {count} word vectors of {dim} dimensions to {args.out}")
 

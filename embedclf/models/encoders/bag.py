@@ -42,7 +42,10 @@ class Bag(Encoder):
             weights = weights / weights.sum(1, keepdim=True).clamp(min=1e-8)
         else:
             weights = weights / real.sum(1, keepdim=True).clamp(min=1)
-        return embedding(ids, per_sample_weights=weights)
+        # the weighted sum written out (not nn.EmbeddingBag on 2-D ids): the same vectors, in
+        # operations ONNX export can express; padding weighs 0
+        vectors = F.embedding(ids, embedding.weight)
+        return (vectors * weights.unsqueeze(-1).to(vectors.dtype)).sum(1)
 
     def forward_bag(
         self, embedding: nn.Module, flat: torch.Tensor, offsets: torch.Tensor

@@ -1,5 +1,8 @@
 """``rnn``: an LSTM or GRU over the real words (packed sequences, cuDNN's path on a GPU), then
-the last state (both directions' when bidirectional), or the max or mean over real words."""
+the last state (both directions' when bidirectional), or the max or mean over real words.
+
+ONNX export cannot trace packed sequences, so exported models take :meth:`RNN.forward_unpacked`:
+the same outputs from plain padded passes, layer by layer (see there)."""
 
 from __future__ import annotations
 
@@ -65,4 +68,72 @@ class RNN(Encoder):
                 pooled = (steps * weights).sum(1) / weights.sum(1).clamp(min=1)
             else:
                 pooled = steps.masked_fill(weights == 0, float("-inf")).amax(1)
-        return pooled * (lengths > 0).unsqueeze(-1).to(pooled.dtype)  # an empty row: zeros
+        return _zero_empty(pooled, lengths)
+
+    def single_layers(self) -> nn.ModuleList:
+        """One one-layer copy of the RNN per layer, holding that layer's trained weights
+        (built before tracing: building draws initial weights, which a trace would record)."""
+        rnn, layers = self.rnn, nn.ModuleList()
+        for number in range(rnn.num_layers):
+            width = rnn.hidden_size * (2 if rnn.bidirectional else 1) if number else rnn.input_size
+            layer = type(rnn)(
+                width, rnn.hidden_size, batch_first=True, bidirectional=rnn.bidirectional
+            )
+            suffix = f"_l{number}"
+            layer.load_state_dict(
+                {
+                    name.replace(suffix, "_l0"): value
+                    for name, value in rnn.state_dict().items()
+                    if name.endswith((suffix, f"{suffix}_reverse"))
+                }
+            )
+            layers.append(layer.eval())
+        return layers
+
+    def forward_unpacked(
+        self, embedding: nn.Module, ids: torch.Tensor, mask: torch.Tensor, layers: nn.ModuleList
+    ) -> torch.Tensor:
+        """:meth:`forward`'s result without packing, for ONNX export (``layers``:
+        :meth:`single_layers`).
+
+        With the real words first, a forward pass over the padded rows is exact on the real
+        steps (the padding comes after them). The backward direction must start at each row's
+        last real word, so it runs over the rows shifted right (padding first) and its outputs
+        are shifted back. Each layer takes both directions' exact outputs, so layers run one
+        at a time, with the trained weights of that layer.
+        """
+        ids, lengths = left_aligned(ids, mask)
+        x = embedding(ids)
+        steps = torch.arange(x.shape[1], device=ids.device)
+        shift = (x.shape[1] - lengths).unsqueeze(1)  # padding before each right-aligned row
+        hidden = self.rnn.hidden_size
+        for layer in layers:
+            out, _ = layer(x)
+            if self.bidirectional:
+                right = _take_steps(x, (steps - shift).clamp(min=0))
+                backward, _ = layer(right)
+                back = _take_steps(
+                    backward[..., hidden:], (steps + shift).clamp(max=x.shape[1] - 1)
+                )
+                out = torch.cat([out[..., :hidden], back], -1)
+            x = out
+        real = (steps < lengths.unsqueeze(1)).unsqueeze(-1).to(x.dtype)
+        if self.pool == "last":
+            last = _take_steps(x[..., :hidden], (lengths - 1).clamp(min=0).unsqueeze(1))[:, 0]
+            pooled = torch.cat([last, x[:, 0, hidden:]], -1) if self.bidirectional else last
+        elif self.pool == "mean":
+            pooled = (x * real).sum(1) / real.sum(1).clamp(min=1)
+        else:
+            pooled = x.masked_fill(real == 0, float("-inf")).amax(1)
+        return _zero_empty(pooled, lengths)
+
+
+def _take_steps(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``x[i, index[i, t]]`` for each row ``i`` and step ``t``: ``(n, T', features)``."""
+    index = index.expand(len(x), -1) if index.shape[0] == 1 else index
+    return x.gather(1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+
+
+def _zero_empty(pooled: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Zeros for a row with no word (whose max over no step is -inf: zeros, not NaN)."""
+    return torch.where((lengths > 0).unsqueeze(-1), pooled, torch.zeros_like(pooled))

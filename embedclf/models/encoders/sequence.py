@@ -8,6 +8,12 @@ import torch
 
 def left_aligned(ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``ids`` with each row's real ids first (stable: their order kept) and padding after,
-    and each row's count of real ids."""
-    order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)
-    return ids.gather(1, order), mask.sum(1)
+    and each row's count of real ids.
+
+    Each id's new position comes from running counts (a real id goes after the real ids
+    before it, padding after all of them) and is scattered there: the same result as a
+    stable sort of the mask, in operations that ONNX export can express (a sort cannot)."""
+    real = mask.long()
+    count = real.sum(1)
+    position = torch.where(mask, real.cumsum(1) - 1, count.unsqueeze(1) + (1 - real).cumsum(1) - 1)
+    return torch.zeros_like(ids).scatter(1, position, ids), count

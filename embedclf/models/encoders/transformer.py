@@ -74,8 +74,7 @@ class Transformer(Encoder):
             real = torch.cat([real.new_ones(len(x), 1), real], 1)
         # a row with no word attends to its first (padding) position, not to nothing (NaN);
         # the mean below still weighs it 0
-        attend = real.clone()
-        attend[:, 0] |= ~real.any(1)
+        attend = torch.cat([real[:, :1] | ~real.any(1, keepdim=True), real[:, 1:]], 1)
         hidden = self.encoder(x, src_key_padding_mask=~attend)
         if self.cls is not None:
             return hidden[:, 0]

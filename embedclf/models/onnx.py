@@ -1,0 +1,100 @@
+"""A trained classifier as an ONNX graph: ids padded to ``maxlen`` in, class probabilities out.
+
+Every encoder kind exports through its padded path (``Encoder.forward``: masks, not packing
+or ``nn.EmbeddingBag``'s offsets, which ONNX cannot express well), and the RNN through
+``RNN.forward_unpacked``. The graph's input is ``ids`` (int64, ``(n, maxlen)``, any ``n``),
+padded as the checkpoint's text encoder pads (``TextFeaturizer.encode``); its output is
+``probs`` (float32, ``(n, classes)``), exactly what ``predict`` reports. The legacy
+TorchScript-based exporter is used: torch.export's cannot yet trace the data-dependent
+shapes of these encoders. The export checks itself with onnxruntime before it is kept.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from embedclf.data.batches import PAD_ID
+from embedclf.models.classifier import EmbeddingClassifier
+from embedclf.models.encoders.rnn import RNN
+from embedclf.util.errors import CheckpointError
+
+OPSET = 18
+TOLERANCE = 1e-5  # largest difference in a probability allowed between torch and onnxruntime
+
+
+class ProbabilityGraph(nn.Module):
+    """The classifier on padded ids, ending in class probabilities."""
+
+    def __init__(self, net: EmbeddingClassifier, binary: bool) -> None:
+        super().__init__()
+        self.net, self.binary = net, binary
+        self.layers = net.encoder.single_layers() if isinstance(net.encoder, RNN) else None
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        net, mask = self.net, ids != PAD_ID
+        if self.layers is not None:
+            vectors = net.encoder.forward_unpacked(net.embedding, ids, mask, self.layers)
+        else:
+            vectors = net.encoder(net.embedding, ids, mask)
+        if net.standardize:
+            vectors = (vectors - net.feature_mean) / net.feature_std
+        logits = net.head(vectors)
+        if self.binary:
+            positive = torch.sigmoid(logits[:, 0])
+            return torch.stack([1 - positive, positive], dim=-1)
+        return logits.softmax(-1)
+
+
+def export_onnx(net: EmbeddingClassifier, binary: bool, maxlen: int, path: Path) -> float:
+    """Write the graph to ``path``; returns the largest probability difference between torch
+    and onnxruntime on random rows (some fully padded), refusing more than TOLERANCE."""
+    graph = ProbabilityGraph(net, binary).eval()
+    rows = net.embedding.weight.shape[0]
+    generator = torch.Generator().manual_seed(0)
+    example = torch.randint(1, rows, (2, maxlen), generator=generator)  # full rows: see below
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    with warnings.catch_warnings(), torch.no_grad():
+        # the transformer slices to the longest row: traced on full rows, that is maxlen,
+        # which every padded input has; its fused inference kernel has no ONNX form
+        warnings.simplefilter("ignore")
+        torch.backends.mha.set_fastpath_enabled(False)
+        try:
+            torch.onnx.export(
+                graph,
+                (example,),
+                str(path),
+                input_names=["ids"],
+                output_names=["probs"],
+                dynamic_axes={"ids": {0: "batch"}, "probs": {0: "batch"}},
+                opset_version=OPSET,
+                dynamo=False,
+            )
+        finally:
+            torch.backends.mha.set_fastpath_enabled(fastpath)
+    return _check(graph, path, rows, maxlen, generator)
+
+
+def _check(
+    graph: ProbabilityGraph, path: Path, rows: int, maxlen: int, generator: torch.Generator
+) -> float:
+    import onnxruntime
+
+    ids = torch.randint(1, rows, (64, maxlen), generator=generator)
+    kept = torch.randint(0, maxlen + 1, (64,), generator=generator)
+    ids[torch.arange(maxlen) < (maxlen - kept).unsqueeze(1)] = PAD_ID  # pre-padded, some empty
+    with torch.no_grad():
+        expected = graph(ids).numpy()
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"ids": ids.numpy().astype(np.int64)})[0]
+    difference = float(np.abs(got - expected).max())
+    if not difference <= TOLERANCE:
+        raise CheckpointError(
+            f"the ONNX graph differs from the checkpoint by {difference:.2g} in a probability "
+            f"(over {TOLERANCE}); not kept"
+        )
+    return difference

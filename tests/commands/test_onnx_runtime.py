@@ -1,0 +1,136 @@
+"""export --format onnx and embedclf.runtime: every encoder kind gives the checkpoint's
+probabilities to 1e-5 on 1,000 texts, without torch."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import REPO, SMALL, review, train_in_process, write_tree
+from embedclf import export
+from embedclf.runtime import Runtime
+from embedclf.util.errors import UserError
+
+MODELS = {
+    "flatten": ["experiment=seed_learned"],
+    "ngram": ["experiment=ngram", "data.maxlen=64", "data.num_words=60", "data.buckets=500"],
+    "mean": ["experiment=seed_learned", "model=flatten", "model.net.encoder.kind=mean"],
+    "pooled": ["experiment=seed_learned", "model=pooled"],
+    "cnn": ["experiment=seed_learned", "model=cnn", "model.net.embedding.dim=8"],
+    "rnn": ["experiment=seed_learned", "model=rnn", "model.net.encoder.layers=2"],
+    "gru_last": [
+        "experiment=seed_learned",
+        "model=rnn",
+        "model.net.encoder.cell=gru",
+        "model.net.encoder.pool=last",
+    ],
+    "transformer": ["experiment=seed_learned", "model=transformer"],
+}
+
+
+@pytest.fixture(scope="module")
+def trees(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("onnx-trees")
+    return {
+        "two": write_tree(root / "two", per_class=30),
+        "three": write_tree(root / "three", per_class=20, classes=("neg", "pos", "meh")),
+    }
+
+
+@pytest.fixture(scope="module")
+def texts() -> list[str]:
+    rng = random.Random(5)
+    out = [review(rng, rng.choice(["neg", "pos", "meh"])) for _ in range(997)]
+    return [*out, "", "zzz unknown words only", "good " * 300]  # empty, unknown, over maxlen
+
+
+def checkpoint(name: str, tree: Path, root: Path) -> str:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EMBEDCLF_CACHE_DIR", str(root / "cache"))
+        metrics = train_in_process(
+            root / name,
+            *MODELS[name],
+            *SMALL,
+            "trainer.max_epochs=2",
+            f"data.root={tree}",
+        )
+    return metrics["checkpoint"]
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_onnxruntime_gives_the_checkpoints_probabilities(name, trees, texts, tmp_path):
+    from embedclf.predict import Predictor
+
+    tree = trees["three" if name in ("cnn", "transformer") else "two"]
+    ckpt = checkpoint(name, tree, tmp_path)
+    out = tmp_path / "exported"
+    difference = export.export_onnx(ckpt, out)
+    assert sorted(p.name for p in out.iterdir()) == ["encoder.json", "model.onnx"]
+    assert difference <= 1e-5
+    runtime = Runtime(out)
+    predictor = Predictor(ckpt)
+    assert runtime.classes == predictor.classes
+    got = runtime.probabilities(texts)
+    expected = predictor.probabilities(texts).numpy()
+    assert got.shape == expected.shape == (1000, len(predictor.classes))
+    np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
+    assert runtime.predict(texts[:5]) == [
+        {"label": r["label"], "probs": pytest.approx(r["probs"], abs=1e-5)}
+        for r in predictor.predict(texts[:5])
+    ]
+
+
+def test_the_runtime_command_never_imports_torch_and_prints_predicts_lines(trees, tmp_path):
+    ckpt = checkpoint("flatten", trees["two"], tmp_path)
+    out = tmp_path / "model"
+    assert export.main([ckpt, str(out), "--format", "onnx"]) is None
+    lines = tmp_path / "texts.txt"
+    lines.write_text("great superb loved it\nawful boring\n\nthe plot\n")
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "embedclf.runtime", str(out), str(lines)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if "|" in line}
+    heavy = {m for m in imported if m.split(".")[0] in ("torch", "pytorch_lightning", "hydra")}
+    assert "onnxruntime" in imported and not heavy, sorted(heavy)
+    printed = [json.loads(line) for line in result.stdout.splitlines()]
+    predicted = subprocess.run(
+        [sys.executable, "-m", "embedclf.predict", ckpt, str(lines)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    expected = [json.loads(line) for line in predicted.stdout.splitlines()]
+    assert [p["label"] for p in printed] == [e["label"] for e in expected] and len(printed) == 3
+    for got, want in zip(printed, expected, strict=True):
+        assert got["probs"] == pytest.approx(want["probs"], abs=1e-5)
+
+
+def test_export_refuses_a_file_or_a_used_folder_and_a_folder_without_a_model(trees, tmp_path):
+    ckpt = checkpoint("flatten", trees["two"], tmp_path)
+    with pytest.raises(UserError, match="exists and is not a directory"):
+        export.export_onnx(ckpt, ckpt)
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "notes.txt").write_text("keep me")
+    with pytest.raises(UserError, match="is not empty; give a new folder, or --force"):
+        export.export_onnx(ckpt, used)
+    assert (used / "notes.txt").read_text() == "keep me"
+    export.export_onnx(ckpt, used, force=True)
+    assert sorted(p.name for p in used.iterdir()) == ["encoder.json", "model.onnx"]
+    with pytest.raises(UserError, match="holds no exported model"):
+        Runtime(tmp_path)
+    (used / "encoder.json").write_text("[1, 2")
+    with pytest.raises(UserError, match="is not readable JSON"):
+        Runtime(used)
