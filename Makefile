@@ -1,7 +1,7 @@
 # Set-up: `make install` (into the active Python environment), then `make test`.
 PYTHON ?= python
 
-.PHONY: help install install-glove50 install-sweep install-pretrain install-hf install-keras install-bench install-serve install-runtime \
+.PHONY: help install install-glove50 install-sweep install-pretrain install-hf install-keras install-bench install-serve install-runtime install-browser \
 	install-all lock test test-fast lint format train prepare bench benchmark curve tensorboard clean
 
 help:  ## list the targets
@@ -28,6 +28,11 @@ install-serve:  ## add ONNX export and the prediction server: python -m embedclf
 
 install-runtime:  ## add embedclf.runtime's one dependency (onnxruntime): exported models, no torch
 	$(PYTHON) -m pip install -e '.[runtime]'
+
+install-browser:  ## add the server page's browser test: Playwright, and Debian's Chromium when missing
+	$(PYTHON) -m pip install -e '.[browser]'
+	command -v chromium >/dev/null || apt-get install -y -q chromium \
+	  || (apt-get update -q && apt-get install -y -q chromium)
 
 install-keras:  ## add Keras 3, to run the seed's own Keras code in make bench
 	$(PYTHON) -m pip install -e '.[keras]'

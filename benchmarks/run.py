@@ -16,6 +16,8 @@ Every figure is measured here, now, on this machine, beside its peer:
 - few: few_glove and few_indomain over seeds 0, 1, 2 against mean vectors + logistic regression;
 - seed: the book's GloVe and scratch runs over three seeds against Keras;
 - vectors: loading GloVe 6B 50-d;
+- serve (not in the default run): the HTTP server under concurrent clients and the ONNX
+  runtime without torch, beside in-process prediction (benchmarks/serve.py);
 - scale (not in the default run: about half an hour): every stage at 25k to 3.6M synthetic
   documents through data=table, and the fastText race (benchmarks/scale.py).
 
@@ -359,6 +361,35 @@ def bench_vectors(tmp: Path, data_dir: Path) -> None:
     line("  peer: the book's plain-Python parse of the text file: ~2.3 s on every run")
 
 
+def bench_serving(env: dict[str, str], tmp: Path, archive: Path, data_dir: Path) -> None:
+    """seed_learned, ngram (IMDB) and sentence_cnn (SST-2) trained, then served and exported."""
+    import serve
+    from peers_data import load_imdb, load_sentences
+
+    runs = {
+        "seed_learned": ["experiment=seed_learned"],
+        "ngram": ["experiment=ngram"],
+        "sentence_cnn": [
+            "experiment=sentence_cnn",
+            "data=table",
+            *(s.format(d=data_dir) for s in SENTENCE_SETS["sst2"]),
+        ],
+    }
+    checkpoints = {}
+    for name, args in runs.items():
+        out = tmp / f"serve-{name}"
+        _, [m] = train([*args, f"hydra.run.dir={out}"], env, out)
+        checkpoints[name] = m["checkpoint"]
+        line(f"  trained {name}: test_acc {m['test_acc']:.4f}")
+    reviews = load_imdb(archive).test_texts
+    sentences = load_sentences("sst2", data_dir).test_texts
+    serve.bench_serve(
+        {n: (c, sentences if n == "sentence_cnn" else reviews) for n, c in checkpoints.items()},
+        env,
+        tmp,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=SHARED)
@@ -392,6 +423,8 @@ def main() -> None:
             bench_seed(env, tmp, archive)
         if "vectors" in parts:
             bench_vectors(tmp, args.data_dir)
+        if "serve" in parts:
+            bench_serving(env, tmp, archive, args.data_dir)
     if "scale" in parts:  # its own process and temporary directory: it writes GBs of data
         archive_arg = ["--archive", str(archive)]
         subprocess.run([sys.executable, "benchmarks/scale.py", *archive_arg], cwd=REPO, check=True)

@@ -68,11 +68,18 @@ def export_vectors(
     return written, int(matrix.shape[1])
 
 
-def export_onnx(checkpoint_path: str | Path, out: str | Path, force: bool = False) -> float:
+def export_onnx(
+    checkpoint_path: str | Path, out: str | Path, force: bool = False, prune: bool = False
+) -> float:
     """Write ``OUT/model.onnx`` and ``OUT/encoder.json``; returns the largest difference in a
-    probability between the checkpoint and onnxruntime on the export's own check."""
+    probability between the checkpoint and onnxruntime on the export's own check.
+
+    ``prune``: only the embedding rows training updated are kept (every other id reads a zero
+    row); the probabilities then differ where a text holds such ids, as fastText's
+    ``quantize`` differs: the pruned graph is checked against itself in torch."""
     from embedclf.models.checkpoint import featurizer_of, load_checkpoint, module_from_checkpoint
     from embedclf.models.onnx import export_onnx as write_graph
+    from embedclf.models.onnx import touched_rows
 
     out = Path(out)
     if out.exists():
@@ -92,14 +99,44 @@ def export_onnx(checkpoint_path: str | Path, out: str | Path, force: bool = Fals
     # built beside OUT and renamed into place: a failed export leaves OUT as it was
     fresh = out.with_name(f"{out.name}.new")
     shutil.rmtree(fresh, ignore_errors=True)
+    weight = module.net.embedding.weight
+    keep = touched_rows(checkpoint, *weight.shape) if prune else None
     with atomic_directory(fresh) as tmp:
-        difference = write_graph(module.net, module.binary, featurizer.maxlen, tmp / MODEL_FILE)
+        difference = write_graph(
+            module.net, module.binary, featurizer.maxlen, tmp / MODEL_FILE, keep
+        )
         text = json.dumps(encoder, ensure_ascii=False)
         write_synced(tmp / ENCODER_FILE, lambda file: file.write(text.encode()))
     if out.exists():
         shutil.rmtree(out)
     fresh.rename(out)
     return difference
+
+
+INFERENCE_KEYS = ("state_dict", "hyper_parameters", "pytorch-lightning_version", "epoch")
+
+
+def export_checkpoint(checkpoint_path: str | Path, out: str | Path, force: bool = False) -> int:
+    """Write an inference checkpoint: the weights, the network spec and the text encoder,
+    without the optimiser's state, loops and callbacks (half or less of an Adagrad or Adam
+    run's file). predict, evaluate and serve read it as they read the original; resuming
+    training from it is not possible. Returns its size in bytes."""
+    import torch
+
+    from embedclf.models.checkpoint import load_checkpoint
+    from embedclf.models.recipe import FEATURIZER_KEY
+    from embedclf.util.fileio import atomic_write
+
+    out = Path(out)
+    check_output(checkpoint_path, out, force)
+    checkpoint = load_checkpoint(checkpoint_path)
+    slim = {key: checkpoint[key] for key in (*INFERENCE_KEYS, FEATURIZER_KEY) if key in checkpoint}
+    try:
+        with atomic_write(out) as file:
+            torch.save(slim, file)
+    except OSError as err:
+        raise DataError(f"cannot write {out}: {err.strerror}; choose a writable path") from None
+    return out.stat().st_size
 
 
 @exit_on_user_error
@@ -111,17 +148,37 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("checkpoint", help="a .ckpt file written by train.py")
     parser.add_argument("out", metavar="OUT", help="the file (word2vec) or folder (onnx) to write")
-    parser.add_argument("--format", choices=("word2vec", "onnx"), default="word2vec")
+    parser.add_argument(
+        "--format",
+        choices=("word2vec", "onnx", "checkpoint"),
+        default="word2vec",
+        help="word2vec: the word vectors (OUT.vec); onnx: the classifier for embedclf.runtime "
+        "(a folder OUT); checkpoint: an inference checkpoint without optimiser state (OUT.ckpt)",
+    )
+    parser.add_argument(
+        "--prune",
+        action="store_true",
+        help="onnx: keep only the embedding rows training updated (n-gram buckets mostly)",
+    )
     parser.add_argument(
         "--force", action="store_true", help="replace an existing checkpoint or export folder"
     )
     args = parser.parse_args(argv)
+    if args.prune and args.format != "onnx":
+        parser.error("--prune applies to --format onnx")
+    size = Path(args.checkpoint).stat().st_size if Path(args.checkpoint).is_file() else 0
     if args.format == "onnx":
-        difference = export_onnx(args.checkpoint, args.out, args.force)
+        difference = export_onnx(args.checkpoint, args.out, args.force, args.prune)
+        model = Path(args.out) / MODEL_FILE
         print(
-            f"wrote {Path(args.out) / MODEL_FILE} and {ENCODER_FILE} (onnxruntime gives the "
-            f"checkpoint's probabilities to {difference:.1g})"
+            f"wrote {model} ({model.stat().st_size / 1e6:.1f} MB; the checkpoint "
+            f"{size / 1e6:.1f} MB) and {ENCODER_FILE}; onnxruntime gives the "
+            f"{'pruned ' if args.prune else ''}model's probabilities to {difference:.1g}"
         )
+        return
+    if args.format == "checkpoint":
+        written = export_checkpoint(args.checkpoint, args.out, args.force)
+        print(f"wrote {args.out}: {written / 1e6:.1f} MB (the checkpoint {size / 1e6:.1f} MB)")
         return
     count, dim = export_vectors(args.checkpoint, args.out, args.force)
     print(f"wrote {count} word vectors of {dim} dimensions to {args.out}")

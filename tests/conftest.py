@@ -77,6 +77,19 @@ def tiny_archive(tiny_tree: Path, tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def seed_checkpoint(tmp_path_factory, tiny_tree) -> Path:
+    """A seed_learned checkpoint trained on the tiny tree, its run's metrics.json beside it
+    (for tests that only read it: copy it before changing it)."""
+    root = tmp_path_factory.mktemp("seed-checkpoint")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EMBEDCLF_CACHE_DIR", str(root / "cache"))
+        metrics = train_in_process(
+            root / "run", "experiment=seed_learned", *SMALL, f"data.root={tiny_tree}"
+        )
+    return Path(metrics["checkpoint"])
+
+
 @pytest.fixture
 def dirs(tmp_path, monkeypatch) -> dict[str, Path]:
     """Empty data and cache dirs, set as the environment's defaults; HOME too (Keras cache)."""

@@ -11,6 +11,7 @@ shapes of these encoders. The export checks itself with onnxruntime before it is
 
 from __future__ import annotations
 
+import copy
 import warnings
 from pathlib import Path
 
@@ -28,15 +29,28 @@ TOLERANCE = 1e-5  # largest difference in a probability allowed between torch an
 
 
 class ProbabilityGraph(nn.Module):
-    """The classifier on padded ids, ending in class probabilities."""
+    """The classifier on padded ids, ending in class probabilities.
 
-    def __init__(self, net: EmbeddingClassifier, binary: bool) -> None:
+    With ``keep`` (the embedding rows to keep, sorted, padding included) the graph holds only
+    those rows and a zero row for every other id, looked up through a table of row numbers
+    (int32): the pruned model of ``export --prune``.
+    """
+
+    def __init__(
+        self, net: EmbeddingClassifier, binary: bool, keep: torch.Tensor | None = None
+    ) -> None:
         super().__init__()
-        self.net, self.binary = net, binary
+        self.binary = binary
+        self.remap: torch.Tensor | None = None
+        if keep is not None:
+            net, self.remap = _pruned(net, keep)
+        self.net = net
         self.layers = net.encoder.single_layers() if isinstance(net.encoder, RNN) else None
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         net, mask = self.net, ids != PAD_ID
+        if self.remap is not None:
+            ids = self.remap[ids].long()
         if self.layers is not None:
             vectors = net.encoder.forward_unpacked(net.embedding, ids, mask, self.layers)
         else:
@@ -50,10 +64,33 @@ class ProbabilityGraph(nn.Module):
         return logits.softmax(-1)
 
 
-def export_onnx(net: EmbeddingClassifier, binary: bool, maxlen: int, path: Path) -> float:
+def _pruned(
+    net: EmbeddingClassifier, keep: torch.Tensor
+) -> tuple[EmbeddingClassifier, torch.Tensor]:
+    """A copy of ``net`` whose embedding (and per-row buffers) hold the ``keep`` rows and one
+    zero row, and the table that maps each original id to its row there."""
+    rows, dim = net.embedding.weight.shape
+    pruned = copy.deepcopy(net)
+    weight = torch.cat([net.embedding.weight.detach()[keep], torch.zeros(1, dim)])
+    pruned.embedding = nn.Embedding.from_pretrained(weight, freeze=True)
+    remap = torch.full((rows,), len(keep), dtype=torch.int32)
+    remap[keep] = torch.arange(len(keep), dtype=torch.int32)
+    encoder = pruned.encoder
+    if hasattr(encoder, "feature_weight"):  # bags: one weight per row
+        encoder.feature_weight = torch.cat([encoder.feature_weight[keep], torch.ones(1)])
+    return pruned, remap
+
+
+def export_onnx(
+    net: EmbeddingClassifier,
+    binary: bool,
+    maxlen: int,
+    path: Path,
+    keep: torch.Tensor | None = None,
+) -> float:
     """Write the graph to ``path``; returns the largest probability difference between torch
     and onnxruntime on random rows (some fully padded), refusing more than TOLERANCE."""
-    graph = ProbabilityGraph(net, binary).eval()
+    graph = ProbabilityGraph(net, binary, keep).eval()
     rows = net.embedding.weight.shape[0]
     generator = torch.Generator().manual_seed(0)
     example = torch.randint(1, rows, (2, maxlen), generator=generator)  # full rows: see below
@@ -98,3 +135,26 @@ def _check(
             f"(over {TOLERANCE}); not kept"
         )
     return difference
+
+
+def touched_rows(checkpoint: dict, rows: int, dim: int) -> torch.Tensor:
+    """The embedding rows that training updated (and the padding row), from the optimiser's
+    per-row state in the checkpoint (Adagrad's ``sum``, Adam's ``exp_avg_sq``...): a row no
+    gradient reached has an all-zero state. Rows never updated hold their initial draws."""
+    states = [
+        value
+        for optimizer in checkpoint.get("optimizer_states") or ()
+        for state in (optimizer.get("state") or {}).values()
+        for value in state.values()
+        if isinstance(value, torch.Tensor) and tuple(value.shape) == (rows, dim)
+    ]
+    if not states:
+        raise CheckpointError(
+            "the checkpoint holds no optimiser state of the embedding's shape (a frozen "
+            "embedding, or an inference checkpoint): --prune cannot tell which rows training used"
+        )
+    used = torch.zeros(rows, dtype=torch.bool)
+    for state in states:
+        used |= (state.to_dense() if state.is_sparse else state).ne(0).any(1)
+    used[PAD_ID] = True
+    return torch.nonzero(used).squeeze(1)

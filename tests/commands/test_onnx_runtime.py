@@ -50,7 +50,7 @@ def texts() -> list[str]:
     return [*out, "", "zzz unknown words only", "good " * 300]  # empty, unknown, over maxlen
 
 
-def checkpoint(name: str, tree: Path, root: Path) -> str:
+def checkpoint(name: str, tree: Path, root: Path, *more: str) -> str:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("EMBEDCLF_CACHE_DIR", str(root / "cache"))
         metrics = train_in_process(
@@ -59,6 +59,7 @@ def checkpoint(name: str, tree: Path, root: Path) -> str:
             *SMALL,
             "trainer.max_epochs=2",
             f"data.root={tree}",
+            *more,
         )
     return metrics["checkpoint"]
 
@@ -134,3 +135,34 @@ def test_export_refuses_a_file_or_a_used_folder_and_a_folder_without_a_model(tre
     (used / "encoder.json").write_text("[1, 2")
     with pytest.raises(UserError, match="is not readable JSON"):
         Runtime(used)
+
+
+def test_inference_checkpoint_and_pruned_onnx_are_smaller_and_give_the_same_answers(
+    trees, texts, tmp_path
+):
+    """ngram's hashed buckets: most rows are never reached by the training texts; the
+    optimiser's state says which were, and the pruned graph keeps only those."""
+    import torch
+
+    from embedclf.predict import Predictor
+
+    ckpt = checkpoint("ngram", trees["two"], tmp_path, "data.buckets=100000")
+    slim = tmp_path / "slim.ckpt"
+    size = export.export_checkpoint(ckpt, slim)
+    assert size < Path(ckpt).stat().st_size * 0.7
+    assert "optimizer_states" not in torch.load(slim, weights_only=True)
+    np.testing.assert_array_equal(
+        Predictor(slim).probabilities(texts).numpy(), Predictor(ckpt).probabilities(texts).numpy()
+    )
+    with pytest.raises(UserError, match="cannot tell which rows training used"):
+        export.export_onnx(slim, tmp_path / "from-slim", prune=True)
+
+    full, pruned = tmp_path / "full", tmp_path / "pruned"
+    export.export_onnx(ckpt, full)
+    export.export_onnx(ckpt, pruned, prune=True)
+    assert (pruned / "model.onnx").stat().st_size < (full / "model.onnx").stat().st_size / 3
+    # texts made of training reviews' words and bigrams reach only kept rows: the same answers
+    seen = texts[:200]  # the generator's vocabulary; bigrams seen in training are most of them
+    got, want = Runtime(pruned).probabilities(seen), Runtime(full).probabilities(seen)
+    assert (np.abs(got - want).max(1) < 1e-5).mean() > 0.5
+    assert (got.argmax(1) == want.argmax(1)).mean() > 0.95

@@ -20,15 +20,9 @@ from embedclf.runs.summary import summarize
 from embedclf.util.errors import UserError
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, tiny_tree) -> Path:
-    root = tmp_path_factory.mktemp("hard")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("EMBEDCLF_CACHE_DIR", str(root / "cache"))
-        metrics = train_in_process(
-            root / "run", "experiment=seed_learned", *SMALL, f"data.root={tiny_tree}"
-        )
-    return Path(metrics["checkpoint"])
+@pytest.fixture
+def checkpoint(seed_checkpoint) -> Path:
+    return seed_checkpoint
 
 
 def test_export_refuses_devices_fifos_and_checkpoints(checkpoint, tmp_path, capsys):
