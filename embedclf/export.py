@@ -100,7 +100,7 @@ def export_onnx(
     fresh = out.with_name(f"{out.name}.new")
     shutil.rmtree(fresh, ignore_errors=True)
     weight = module.net.embedding.weight
-    keep = touched_rows(checkpoint, *weight.shape) if prune else None
+    keep = touched_rows(checkpoint, weight.shape[0]) if prune else None
     with atomic_directory(fresh) as tmp:
         difference = write_graph(
             module.net, module.binary, featurizer.maxlen, tmp / MODEL_FILE, keep

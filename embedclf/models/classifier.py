@@ -6,9 +6,9 @@ checkpoint loads with ``torch.load(weights_only=True)`` and rebuilds the same ne
     rows: 10000          # embedding rows: words (+ hashed n-gram buckets); set from the data
     seq_len: 20          # the data's maxlen (flatten's input width); set from the data
     classes: 2           # set from the data
-    embedding: {dim: 8, freeze: false, sparse: false}
+    embedding: {dim: 8, freeze: false, sparse: false, channels: 1}
     encoder: {kind: flatten}          # + the kind's own settings (models/encoders/)
-    head: {hidden: [], dropout: 0.0, standardize: false}
+    head: {hidden: [], dropout: 0.0, standardize: false, max_norm: null}
     init: keras          # keras | fasttext | torch
 
 Binary tasks get one logit (sigmoid + binary cross-entropy, as the seed's ``Dense(1,
@@ -18,6 +18,11 @@ seed's figures depend on; ``fasttext`` starts the embedding uniform in +-1/dim a
 zero, as fastText does; ``torch`` keeps PyTorch's defaults. ``head.standardize`` keeps a
 per-dimension mean and standard deviation of the encoded vectors (set from the training rows
 by ``models/weighting.py``), so a linear head on few examples sees features on one scale.
+``head.max_norm`` is Kim (2014)'s constraint: after each update, each output's weight vector
+is scaled back to that L2 norm whenever it grew past it (:meth:`EmbeddingClassifier.constrain`).
+``embedding.channels: 2`` is Kim's multichannel embedding (``models/multichannel.py``): a
+frozen and a tuned copy of the pretrained vectors, side by side, under any encoder that looks
+words up one at a time (not the weighted bags, which sum one table's rows).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from torch import nn
 
 from embedclf.data.batches import PAD_ID, Tokens
 from embedclf.models.encoders import encoder_class
+from embedclf.models.multichannel import TwoChannels
 
 INITS = ("keras", "fasttext", "torch")
 
@@ -45,13 +51,24 @@ class EmbeddingClassifier(nn.Module):
         kind = encoder_class(settings)
         settings.pop("kind")
         sparse = bool(emb.get("sparse", False))
+        channels = int(emb.get("channels", 1))
+        if channels not in (1, 2) or (channels == 2 and kind.bag):
+            raise ValueError(
+                f"embedding channels must be 1 or 2 (2: not under {kind.kind}, which sums one "
+                f"table's rows), got {channels}"
+            )
         # construction order (embedding, encoder, head) fixes the draws from torch's generator
-        self.embedding: nn.Embedding | nn.EmbeddingBag = (
-            nn.EmbeddingBag(rows, dim, mode="sum", sparse=sparse, padding_idx=PAD_ID)
-            if kind.bag
-            else nn.Embedding(rows, dim, sparse=sparse)
-        )
-        self.encoder = kind(dim=dim, seq_len=int(spec["seq_len"]), rows=rows, **settings)
+        self.embedding: nn.Embedding | nn.EmbeddingBag | TwoChannels
+        if channels == 2:
+            self.embedding = TwoChannels(rows, dim, sparse=sparse)
+        elif kind.bag:
+            self.embedding = nn.EmbeddingBag(
+                rows, dim, mode="sum", sparse=sparse, padding_idx=PAD_ID
+            )
+        else:
+            self.embedding = nn.Embedding(rows, dim, sparse=sparse)
+        width_in = dim * channels
+        self.encoder = kind(dim=width_in, seq_len=int(spec["seq_len"]), rows=rows, **settings)
         width = self.encoder.out_dim
         self.standardize = bool(head.get("standardize", False))
         self.register_buffer("feature_mean", torch.zeros(width))
@@ -59,14 +76,31 @@ class EmbeddingClassifier(nn.Module):
         outputs = 1 if spec["classes"] == 2 else int(spec["classes"])
         hidden, dropout = list(head.get("hidden", [])), float(head.get("dropout", 0.0))
         self.head = _head(width, hidden, dropout, outputs)
+        max_norm = head.get("max_norm")
+        self.max_norm = None if max_norm is None else float(max_norm)
         self._init(spec.get("init", "keras"), dim)
-        self.embedding.weight.requires_grad_(not emb.get("freeze", False))
+        for table in self.tables()[channels - 1 :]:  # a static channel stays frozen
+            table.requires_grad_(not emb.get("freeze", False))
+
+    @torch.no_grad()
+    def constrain(self) -> None:
+        """Kim's max-norm: each output's weights back to ``max_norm`` where they grew past it."""
+        if self.max_norm is not None:
+            weight = self.head[-1].weight
+            weight.copy_(torch.renorm(weight, 2, 0, self.max_norm))
+
+    def tables(self) -> tuple[nn.Parameter, ...]:
+        """The embedding's weight tables (two for the multichannel embedding)."""
+        if isinstance(self.embedding, TwoChannels):
+            return self.embedding.tables()
+        return (self.embedding.weight,)
 
     def _init(self, init: str, dim: int) -> None:
         if init == "torch":
             return
         bound = 0.05 if init == "keras" else 1 / dim
-        nn.init.uniform_(self.embedding.weight, -bound, bound)
+        for table in self.tables():
+            nn.init.uniform_(table, -bound, bound)
         for layer in self.head:
             if isinstance(layer, nn.Linear):
                 if init == "keras":
@@ -79,12 +113,13 @@ class EmbeddingClassifier(nn.Module):
     def load_embedding(self, matrix: np.ndarray | torch.Tensor) -> None:
         """Start the embedding from pretrained rows (GloVe, word2vec): same shape required."""
         weights = torch.as_tensor(np.asarray(matrix), dtype=torch.float32)
-        if weights.shape != self.embedding.weight.shape:
-            raise ValueError(
-                f"the pretrained matrix has shape {tuple(weights.shape)}, the embedding "
-                f"{tuple(self.embedding.weight.shape)}"
-            )
-        self.embedding.weight.copy_(weights)
+        for table in self.tables():  # both channels start from the same vectors
+            if weights.shape != table.shape:
+                raise ValueError(
+                    f"the pretrained matrix has shape {tuple(weights.shape)}, the embedding "
+                    f"{tuple(table.shape)}"
+                )
+            table.copy_(weights)
 
     def encode(self, ids: Tokens | torch.Tensor) -> torch.Tensor:
         """One vector per row: what the head sees, before standardisation. ``ids`` are flat

@@ -137,7 +137,7 @@ def _check(
     return difference
 
 
-def touched_rows(checkpoint: dict, rows: int, dim: int) -> torch.Tensor:
+def touched_rows(checkpoint: dict, rows: int) -> torch.Tensor:
     """The embedding rows that training updated (and the padding row), from the optimiser's
     per-row state in the checkpoint (Adagrad's ``sum``, Adam's ``exp_avg_sq``...): a row no
     gradient reached has an all-zero state. Rows never updated hold their initial draws."""
@@ -146,7 +146,7 @@ def touched_rows(checkpoint: dict, rows: int, dim: int) -> torch.Tensor:
         for optimizer in checkpoint.get("optimizer_states") or ()
         for state in (optimizer.get("state") or {}).values()
         for value in state.values()
-        if isinstance(value, torch.Tensor) and tuple(value.shape) == (rows, dim)
+        if isinstance(value, torch.Tensor) and value.dim() == 2 and value.shape[0] == rows
     ]
     if not states:
         raise CheckpointError(

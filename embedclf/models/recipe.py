@@ -136,6 +136,7 @@ class EmbeddingClassifierModule(pl.LightningModule):
 
             step = optimizer.step if lightning_step else optimizer.optimizer.step
             step(closure=closure)
+            self.net.constrain()
             logits_seen.append(seen[0])
             losses.append(seen[1])
         losses_t = torch.stack(losses)

@@ -106,6 +106,12 @@ def check_net(net: Any) -> None:
     )
     init = net.get("init", "keras")
     _require(init in INITS, f"model.net.init={init!r} must be one of {', '.join(INITS)}")
+    channels = net.embedding.get("channels", 1)
+    _require(
+        channels in (1, 2) and not (channels == 2 and ENCODERS[kind].bag),
+        f"model.net.embedding.channels={channels!r} must be 1, or 2 (embedding=multichannel) "
+        f"under an encoder other than {', '.join(k for k, e in ENCODERS.items() if e.bag)}",
+    )
     if ENCODERS[kind].bag:
         weighting = net.encoder.get("weighting", "none")
         _require(

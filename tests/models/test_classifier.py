@@ -189,3 +189,25 @@ def test_mean_pooling_ignores_padding_and_position():
 def test_unknown_encoder_is_refused():
     with pytest.raises(ValueError, match=r"encoder kind 'max' is not one of flatten, mean"):
         EmbeddingClassifier(net_spec(50, 6, kind="max"))
+
+
+def test_max_norm_holds_each_outputs_weights_after_every_update(dirs, tiny_tree):
+    """Kim's constraint: trained with a small bound, every output row ends at or under it
+    (and without the bound, the same run's rows grow past it)."""
+    from conftest import SMALL, train_in_process
+
+    def head_norms(*more: str) -> torch.Tensor:
+        metrics = train_in_process(
+            dirs["run"] / str(len(more)),
+            "experiment=seed_learned",
+            "model=cnn",
+            *SMALL,
+            "model.optimizer.lr=0.05",
+            f"data.root={tiny_tree}",
+            *more,
+        )
+        state = torch.load(metrics["checkpoint"], weights_only=True)["state_dict"]
+        return state["net.head.1.weight"].norm(dim=1)
+
+    assert float(head_norms().max()) > 0.05
+    assert float(head_norms("model.net.head.max_norm=0.05").max()) <= 0.05 + 1e-6
