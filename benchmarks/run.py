@@ -233,20 +233,61 @@ SENTENCE_SETS = {
     "trec": ("data.train={d}/trec/train.jsonl", "data.test={d}/trec/test.jsonl"),
 }
 SENTENCE_EXPERIMENTS = ("ngram", "bag_learned", "seed_learned")
+# the sequence encoders over GloVe 6B 50-d (fine-tuned, or Kim's two channels), 3 seeds each
+SENTENCE_ENCODERS = {
+    "sentence_cnn": ["experiment=sentence_cnn"],
+    "sentence_cnn multichannel": ["experiment=sentence_cnn", "embedding=multichannel"],
+    "sentence_rnn": ["experiment=sentence_rnn"],
+    "sentence_rnn multichannel": ["experiment=sentence_rnn", "embedding=multichannel"],
+    "sentence_transformer": ["experiment=sentence_transformer"],
+}
+SEEDS = (0, 1, 2)
+
+
+def _sentence_runs(
+    env: dict[str, str], tmp: Path, name: str, label: str, args: list[str], settings: list[str]
+) -> None:
+    runs = []
+    for seed in SEEDS:
+        out = tmp / f"{name}-{re.sub(r'[^A-Za-z0-9_]+', '-', label)}-{seed}"
+        _, [m] = train(
+            [*args, "data=table", *settings, f"seed={seed}", f"hydra.run.dir={out}"], env, out
+        )
+        runs.append(m)
+    accs = [m["test_acc"] for m in runs]
+    line(
+        f"  {name} embedclf {label:28s}: test_acc {statistics.mean(accs):.4f} "
+        f"+- {statistics.stdev(accs):.4f} (seeds {', '.join(f'{a:.4f}' for a in accs)}), "
+        f"training {statistics.mean(m['fit_seconds'] for m in runs):.1f} s a run"
+    )
 
 
 def bench_sentences(env: dict[str, str], tmp: Path, data_dir: Path) -> None:
-    """Each experiment on SST-2 and TREC-6 through data=table, beside the linear baselines."""
-    line("== sentences: SST-2 (GLUE TSV) and TREC-6 (JSON lines) through data=table, seed 0")
+    """Each experiment on SST-2 and TREC-6 through data=table, beside the linear baselines;
+    the sentence encoders over three seeds, and on SST-2 also over word2vec trained on IMDB's
+    75,000 unlabelled and training reviews (the same movie domain)."""
+    line("== sentences: SST-2 (GLUE TSV) and TREC-6 (JSON lines) through data=table")
+    indomain = None
     for name, settings in SENTENCE_SETS.items():
+        settings = [s.format(d=data_dir) for s in settings]
         for experiment in SENTENCE_EXPERIMENTS:
             out = tmp / f"{name}-{experiment}"
             args = [f"experiment={experiment}", "data=table", f"hydra.run.dir={out}"]
-            wall, [m] = train([*args, *(s.format(d=data_dir) for s in settings)], env, out)
+            wall, [m] = train([*args, *settings], env, out)
             line(
-                f"  {name} embedclf {experiment:12s}: test_acc {m['test_acc']:.4f}, training "
-                f"{m['fit_seconds']:.1f} s, whole command {wall:.1f} s"
+                f"  {name} embedclf {experiment:12s} (seed 0): test_acc {m['test_acc']:.4f}, "
+                f"training {m['fit_seconds']:.1f} s, whole command {wall:.1f} s"
             )
+        for label, args in SENTENCE_ENCODERS.items():
+            _sentence_runs(env, tmp, name, label, args, settings)
+        if name == "sst2":
+            _, printed = seconds_of(
+                [sys.executable, "-m", "embedclf.pretrain", "experiment=few_indomain"], env
+            )
+            indomain = printed.strip().splitlines()[-1]
+            vectors = [f"vectors.path={indomain}", "vectors.dim=100"]
+            label = "sentence_cnn IMDB word2vec"
+            _sentence_runs(env, tmp, name, label, ["experiment=sentence_cnn", *vectors], settings)
         try:
             import warnings
 
