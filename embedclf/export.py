@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import secrets
 import shutil
 import sys
 import zipfile
@@ -85,8 +86,14 @@ def export_onnx(
     if out.exists():
         if not out.is_dir():
             raise DataError(f"{out} exists and is not a directory; --format onnx writes a folder")
-        if any(out.iterdir()) and not force:
-            raise DataError(f"{out} is not empty; give a new folder, or --force to replace it")
+        held = {p.name for p in out.iterdir()}
+        if held - {MODEL_FILE, ENCODER_FILE}:
+            shown = ", ".join(sorted(held - {MODEL_FILE, ENCODER_FILE})[:5])
+            raise DataError(
+                f"{out} holds other files than an export ({shown}); give a new or empty folder"
+            )
+        if held and not force:
+            raise DataError(f"{out} holds an export; give a new folder, or --force to replace it")
     checkpoint = load_checkpoint(checkpoint_path)
     where = f"checkpoint={checkpoint_path}"
     featurizer = featurizer_of(checkpoint, where)
@@ -97,10 +104,16 @@ def export_onnx(
         "featurizer": featurizer.state_dict(),
     }
     # built beside OUT and renamed into place: a failed export leaves OUT as it was
-    fresh = out.with_name(f"{out.name}.new")
-    shutil.rmtree(fresh, ignore_errors=True)
+    fresh = out.with_name(f".{out.name}.{secrets.token_hex(4)}.new")
     weight = module.net.embedding.weight
     keep = touched_rows(checkpoint, weight.shape[0]) if prune else None
+    try:
+        import onnx  # noqa: F401  (torch's exporter writes through it)
+        import onnxruntime  # noqa: F401  (the export checks itself with it)
+    except ImportError:
+        raise DataError(
+            "export --format onnx needs onnx and onnxruntime: make install-serve"
+        ) from None
     with atomic_directory(fresh) as tmp:
         difference = write_graph(
             module.net, module.binary, featurizer.maxlen, tmp / MODEL_FILE, keep

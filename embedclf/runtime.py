@@ -7,8 +7,9 @@ and one JSON object is printed per text, the same as ``embedclf.predict`` prints
     {"label": "pos", "probs": {"neg": 0.12, "pos": 0.88}}
 
 This module imports numpy, onnxruntime and the project's tokenizer (``embedclf.text``) only,
-never torch, Lightning or Hydra: it starts in a fraction of a second and installs with
-``pip install 'embedclf[runtime]'`` beside numpy alone.
+never torch, Lightning or Hydra, so it starts in a fraction of a second. ``make
+install-runtime`` adds onnxruntime; the package's own dependencies (torch among them) are
+still installed with it, but never imported here.
 """
 
 from __future__ import annotations
@@ -38,7 +39,10 @@ class Runtime:
     """An exported classifier: its text encoder and ONNX graph, ready to classify texts."""
 
     def __init__(self, model_dir: str | Path) -> None:
-        import onnxruntime  # here, so that --help answers without it
+        try:
+            import onnxruntime  # here, so that --help answers without it
+        except ImportError:
+            raise DataError("the runtime needs onnxruntime: make install-runtime") from None
 
         folder = Path(model_dir)
         encoder_file, model_file = folder / ENCODER_FILE, folder / MODEL_FILE

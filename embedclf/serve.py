@@ -12,8 +12,9 @@ batcher (:class:`Batcher`) gathers the texts of concurrent requests into one for
 (dynamic batching: up to ``--max-batch`` texts, waiting at most ``--max-wait-ms`` for more).
 Bad requests get a 4xx with ``{"error": ...}`` and never stop the server: malformed JSON, no
 ``texts``, texts that are not strings, an empty list, more than ``--max-batch`` texts, a body
-over ``--max-bytes``. A text longer than the model's ``maxlen`` is truncated exactly as in
-training. SIGTERM (uvicorn's graceful shutdown) answers the requests in flight, then exits 0.
+over ``--max-bytes``; beyond ``--max-connections`` at once, uvicorn answers 503. A text longer
+than the model's ``maxlen`` is truncated exactly as in training. SIGTERM or Ctrl-C (uvicorn's
+graceful shutdown) answers the requests in flight, then exits 0: a stop asked for.
 """
 
 import argparse
@@ -34,6 +35,7 @@ from embedclf.util.errors import DataError
 MAX_BATCH = 256  # texts a request may hold, and texts per forward pass
 MAX_BYTES = 1 << 20  # a request body's bytes
 MAX_WAIT_MS = 2.0  # how long the batcher waits for more texts before a forward pass
+MAX_CONNECTIONS = 64  # at most this many bodies of --max-bytes wait in memory
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -212,9 +214,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-batch", type=int, default=MAX_BATCH, metavar="N")
     parser.add_argument("--max-bytes", type=int, default=MAX_BYTES, metavar="N")
     parser.add_argument("--max-wait-ms", type=float, default=MAX_WAIT_MS, metavar="MS")
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=MAX_CONNECTIONS,
+        metavar="N",
+        help="connections at once; more are answered 503 (bounds the memory of waiting bodies)",
+    )
     args = parser.parse_args(argv)
-    if args.max_batch < 1 or args.max_bytes < 1 or args.max_wait_ms < 0:
-        parser.error("--max-batch and --max-bytes must be 1 or more, --max-wait-ms 0 or more")
+    if min(args.max_batch, args.max_bytes, args.max_connections) < 1 or args.max_wait_ms < 0:
+        parser.error(
+            "--max-batch, --max-bytes and --max-connections must be 1 or more, "
+            "--max-wait-ms 0 or more"
+        )
     return args
 
 
@@ -254,7 +266,12 @@ def main(argv: Sequence[str] | None = None) -> None:
                     signal.signal(sig, handler)
 
     config = uvicorn.Config(
-        app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=30
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        timeout_graceful_shutdown=30,
+        limit_concurrency=args.max_connections,
     )
     print(f"serving {args.checkpoint} on http://{args.host}:{args.port}/", flush=True)
     DrainingServer(config).run()

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from embedclf.util.archive import extract, is_archive_name
-from embedclf.util.download import fetch
+from embedclf.util.download import digest_of, fetch
 from embedclf.util.errors import ConfigError, DataError
 from embedclf.util.paths import cache_dir, find_local, search_dirs
 
@@ -78,13 +78,26 @@ def _download_root(entry: Mapping[str, Any], data_dir: str | None, cache: str | 
         raise ConfigError(f"data.download entry {dict(entry)} needs a file and its urls")
     name = str(entry["file"])
     sha256, md5 = entry.get("sha256"), entry.get("md5")
-    local = find_local([name], data_dir) or fetch(
-        list(entry["urls"]), search_dirs(data_dir)[0] / name, sha256, md5=md5
-    )
+    unpacked = cache_dir(cache) / "extracted" / f"{Path(name).name}-{str(sha256 or md5)[:12]}"
+    if is_archive_name(name) and unpacked.is_dir():
+        return unpacked  # the archive itself may be gone: its tree is all a run reads
+    local = find_local([name], data_dir)
+    if local is None:
+        local = fetch(list(entry["urls"]), search_dirs(data_dir)[0] / name, sha256, md5=md5)
+    elif is_archive_name(name):  # a file found here is checked once, before it is unpacked
+        _check_digest(local, sha256, md5)
     if not is_archive_name(name):
         return local.parents[len(Path(name).parts) - 1]  # ag_news_csv/train.csv -> its root
-    digest = str(sha256 or md5 or "unverified")[:12]
-    return extract(local, cache_dir(cache) / "extracted" / f"{Path(name).name}-{digest}")
+    return extract(local, unpacked)
+
+
+def _check_digest(path: Path, sha256: str | None, md5: str | None) -> None:
+    for algorithm, expected in (("sha256", sha256), ("md5", md5)):
+        if expected and (got := digest_of(path, algorithm)) != str(expected).lower():
+            raise DataError(
+                f"{path} is not the file the dataset's config names ({algorithm} {got}, "
+                f"expected {expected}); delete it to download it again"
+            )
 
 
 def find_split_files(

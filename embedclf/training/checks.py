@@ -90,7 +90,12 @@ def check_config(cfg: DictConfig) -> None:
     if choice not in ("last", "best"):
         load_checkpoint(choice, "ckpt_path")
     if cfg.get("resume"):
-        load_checkpoint(cfg.resume, "resume")
+        resumed = load_checkpoint(cfg.resume, "resume")
+        _require(
+            "optimizer_states" in resumed,
+            f"resume={cfg.resume} is an inference checkpoint (no optimiser state: export "
+            "--format checkpoint); resume from the run's own checkpoints/last.ckpt",
+        )
 
 
 def check_net(net: Any) -> None:
@@ -111,6 +116,11 @@ def check_net(net: Any) -> None:
         channels in (1, 2) and not (channels == 2 and ENCODERS[kind].bag),
         f"model.net.embedding.channels={channels!r} must be 1, or 2 (embedding=multichannel) "
         f"under an encoder other than {', '.join(k for k, e in ENCODERS.items() if e.bag)}",
+    )
+    _require(
+        not (channels == 2 and net.embedding.get("sparse", False)),
+        "model.net.embedding.sparse=true does not go with channels=2 (embedding=multichannel): "
+        "set model.net.embedding.sparse=false",
     )
     if ENCODERS[kind].bag:
         weighting = net.encoder.get("weighting", "none")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytorch_lightning as pl
 
 from embedclf.data.datamodule import TextFolderDataModule
+from embedclf.util.errors import Interrupted
 
 
 def score(
@@ -21,7 +22,15 @@ def score(
             out.update(val_acc=None, val_loss=None, val_samples=0)
             continue
         run = trainer.validate if split == "val" else trainer.test
-        run(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False, weights_only=True)
+        try:
+            run(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False, weights_only=True)
+        except SystemExit:  # Lightning's answer to Ctrl-C: sys.exit(1), with no word
+            if not trainer.interrupted:
+                raise
+            raise Interrupted(
+                f"interrupted (Ctrl-C) while scoring the {split} split; nothing was written: "
+                "run it again"
+            ) from None
         # read from callback_metrics: validate() outside fit adds no point to the epoch curves
         found = trainer.callback_metrics
         out[f"{split}_acc"] = float(found[f"{split}/acc"])

@@ -10,6 +10,7 @@ hostile, and no part of it is trusted.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -23,6 +24,9 @@ from typing import IO
 
 from embedclf.util.errors import ArchiveError
 from embedclf.util.fileio import atomic_directory, exclusive
+
+# what a member's own name can cause while it is written (not the disk's state)
+MEMBER_ERRORS = {errno.EEXIST, errno.ENAMETOOLONG, errno.EISDIR, errno.ENOTDIR}
 
 
 def _unsafe_name(name: str) -> str | None:
@@ -161,6 +165,16 @@ def extract(archive: Path, dest: Path) -> Path:
             except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as err:
                 raise ArchiveError(
                     f"{archive} is corrupt or truncated ({err}); delete it and download it again"
+                ) from None
+            except RuntimeError as err:  # zipfile: an encrypted member
+                raise ArchiveError(f"{archive} cannot be unpacked ({err})") from None
+            except OSError as err:
+                if err.errno not in MEMBER_ERRORS:  # a full or read-only disk: said as such
+                    raise
+                raise ArchiveError(
+                    f"{archive} cannot be unpacked: member {err.filename} ({err.strerror}; "
+                    "two members of one name, or a name too long); the archive is unsafe or "
+                    "corrupt, delete it and download it again"
                 ) from None
     return dest
 

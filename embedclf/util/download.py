@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +23,7 @@ import urllib3
 from tqdm import tqdm
 
 from embedclf.util.errors import DownloadError
+from embedclf.util.fileio import exclusive
 from embedclf.util.paths import DATA_DIR_ENV
 
 log = logging.getLogger(__name__)
@@ -45,7 +47,7 @@ Digests = dict[str, str]  # algorithm (sha256, md5) -> expected hex digest
 
 
 def digest_of(path: Path, algorithm: str, chunk: int = 1 << 20) -> str:
-    digest = hashlib.new(algorithm)
+    digest = hashlib.new(algorithm, usedforsecurity=False)  # integrity, not security (FIPS)
     with open(path, "rb") as file:
         while block := file.read(chunk):
             digest.update(block)
@@ -75,6 +77,31 @@ def fetch(
     if dest.exists():
         return dest
     _make_writable_dir(dest.parent)
+    with exclusive(_lock_path(dest), dest.name):  # parallel jobs: one downloads, the rest wait
+        if dest.exists():
+            return dest
+        return _fetch_locked(urls, dest, sha256, md5, size, retries, backoff, timeout, progress)
+
+
+def _lock_path(dest: Path) -> Path:
+    """Where the lock of a download lives: the machine's temporary directory, keyed by the
+    file's path, so that the data directory holds only finished files."""
+    folder = Path(tempfile.gettempdir()) / "embedclf-locks"
+    folder.mkdir(exist_ok=True)
+    return folder / hashlib.sha256(str(dest.resolve()).encode()).hexdigest()[:16]
+
+
+def _fetch_locked(
+    urls: Sequence[str],
+    dest: Path,
+    sha256: str | None,
+    md5: str | None,
+    size: int | None,
+    retries: int,
+    backoff: float,
+    timeout: float,
+    progress: bool,
+) -> Path:
     part = dest.parent / (dest.name + ".part")
     digests = {name: value for name, value in (("sha256", sha256), ("md5", md5)) if value}
     failures = []

@@ -125,11 +125,21 @@ def test_export_refuses_a_file_or_a_used_folder_and_a_folder_without_a_model(tre
     used = tmp_path / "used"
     used.mkdir()
     (used / "notes.txt").write_text("keep me")
-    with pytest.raises(UserError, match="is not empty; give a new folder, or --force"):
-        export.export_onnx(ckpt, used)
+    for force in (False, True):  # a folder of other files is never replaced: not even forced
+        with pytest.raises(UserError, match=r"holds other files than an export \(notes\.txt\)"):
+            export.export_onnx(ckpt, used, force=force)
     assert (used / "notes.txt").read_text() == "keep me"
-    export.export_onnx(ckpt, used, force=True)
-    assert sorted(p.name for p in used.iterdir()) == ["encoder.json", "model.onnx"]
+    with pytest.raises(UserError, match="holds other files than an export"):
+        export.export_onnx(ckpt, Path(ckpt).parent, force=True)  # the checkpoints' folder
+    assert Path(ckpt).is_file()
+    earlier = tmp_path / "earlier"
+    export.export_onnx(ckpt, earlier)
+    with pytest.raises(UserError, match="holds an export; give a new folder, or --force"):
+        export.export_onnx(ckpt, earlier)
+    export.export_onnx(ckpt, earlier, force=True)
+    assert sorted(p.name for p in earlier.iterdir()) == ["encoder.json", "model.onnx"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    used = earlier
     with pytest.raises(UserError, match="holds no exported model"):
         Runtime(tmp_path)
     (used / "encoder.json").write_text("[1, 2")

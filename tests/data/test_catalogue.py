@@ -218,3 +218,17 @@ def test_the_readme_lists_every_catalogue_config():
     readme = (REPO / "README.md").read_text()
     for name in ["imdb", *CATALOGUE]:
         assert f"`data={name}`" in readme, name
+
+
+def test_a_local_archive_is_checked_once_and_its_tree_outlives_it(dirs, server):
+    overrides = mirrored("yelp_polarity", server)
+    wrong = dirs["data"] / "yelp_review_polarity_csv.tgz"
+    wrong.write_bytes(tgz({"yelp_review_polarity_csv/train.csv": b'"1","x"\n'}))
+    with pytest.raises(UserError, match="is not the file the dataset's config names"):
+        ready("yelp_polarity", *overrides)
+    wrong.unlink()
+    ready("yelp_polarity", *overrides)  # downloaded, verified, unpacked
+    (dirs["data"] / "yelp_review_polarity_csv.tgz").unlink()
+    seen = len(server.requests)
+    _, dm = ready("yelp_polarity", *overrides)  # the unpacked tree is enough
+    assert len(server.requests) == seen and dm.featurizer.classes == ["negative", "positive"]

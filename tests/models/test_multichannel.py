@@ -70,3 +70,11 @@ def test_a_multichannel_cnn_trains_keeps_its_static_copy_and_exports(dirs, tiny_
         Predictor(metrics["checkpoint"]).probabilities(texts).numpy(),
         atol=1e-5,
     )
+
+
+def test_sparse_two_channels_are_refused_in_one_line():
+    cfg = compose_cfg(
+        "experiment=sentence_cnn", "embedding=multichannel", "model.net.embedding.sparse=true"
+    )
+    with pytest.raises(UserError, match="sparse=true does not go with channels=2"):
+        check_net(cfg.model.net)

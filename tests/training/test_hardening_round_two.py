@@ -311,3 +311,39 @@ def test_ctrl_c_outside_training_is_one_line_exit_130(capsys):
     assert caught.value.code == 130
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: interrupted (Ctrl-C); nothing half-written was kept: run it again"]
+
+
+def test_ctrl_c_while_scoring_is_one_line_not_lightnings_silent_exit():
+    from embedclf.training.scoring import score
+    from embedclf.util.errors import Interrupted
+
+    class Stopped:  # Lightning's answer to a Ctrl-C inside validate/test: sys.exit(1)
+        interrupted = True
+
+        def validate(self, *args, **kwargs):
+            raise SystemExit(1)
+
+        test = validate
+
+    class Data:
+        def sizes(self):
+            return {"val": 5, "test": 5}
+
+    with pytest.raises(Interrupted, match=r"interrupted \(Ctrl-C\) while scoring the val split"):
+        score(Stopped(), None, Data(), None)
+
+
+def test_resume_from_an_inference_checkpoint_is_refused_in_one_line(
+    checkpoint, dirs, tiny_tree, tmp_path
+):
+    slim = tmp_path / "slim.ckpt"
+    export.export_checkpoint(checkpoint, slim)
+    with pytest.raises(UserError, match=r"is an inference checkpoint \(no optimiser state"):
+        train_in_process(
+            dirs["run"],
+            "experiment=seed_learned",
+            *SMALL,
+            f"data.root={tiny_tree}",
+            f"resume={slim}",
+            "trainer.max_epochs=9",
+        )

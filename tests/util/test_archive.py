@@ -321,3 +321,24 @@ def test_killed_writer_leftover_is_removed_by_the_next_write(tmp_path: Path) -> 
     assert target.read_bytes() == b"complete"
     assert not killed.exists()
     assert live.is_file() and elsewhere.is_file()
+
+
+@pytest.mark.parametrize(
+    "members", [["a/x.csv", "a/x.csv"], ["a/d", "a/d/x.csv"], ["a/" + "n" * 300 + ".csv"]]
+)
+def test_extract_refuses_members_that_cannot_be_written_in_one_line(members, tmp_path):
+    """Two members of one name, a file then a folder of its name, a name too long: one line,
+    and nothing left at the destination."""
+    from embedclf.util.archive import extract
+    from embedclf.util.errors import ArchiveError
+
+    archive = tmp_path / "bad.tgz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name in members:
+            info = tarfile.TarInfo(name)
+            info.size = 3
+            tar.addfile(info, io.BytesIO(b"1,a"))
+    with pytest.raises(ArchiveError) as caught:
+        extract(archive, tmp_path / "out")
+    assert "cannot be unpacked: member" in str(caught.value) and "\n" not in str(caught.value)
+    assert not (tmp_path / "out").exists()

@@ -295,3 +295,35 @@ def test_bad_content_range_is_refused(server: LoopbackServer, data: bytes, tmp_p
     assert not dest.exists()
     # the partial download is not corrupted by bytes appended at the wrong offset
     assert part_of(dest).read_bytes() == data[:1000]
+
+
+def test_parallel_jobs_download_a_file_once_and_wait_for_it(
+    server: LoopbackServer, data: bytes, tmp_path: Path
+) -> None:
+    """A sweep's jobs started on an empty data dir: one downloads, the others wait for the
+    finished file instead of appending to the same .part (which mixed their bytes)."""
+    import threading
+    import time
+
+    route = serve_bytes(data)
+
+    def slow(handler) -> None:
+        time.sleep(0.3)  # long enough for every job to be waiting
+        route(handler)
+
+    server.routes["/f.bin"] = slow
+    dest = tmp_path / "f.bin"
+    results: list[Path] = []
+    jobs = [
+        threading.Thread(
+            target=lambda: results.append(get([server.url("/f.bin")], dest, sha(data)))
+        )
+        for _ in range(4)
+    ]
+    for job in jobs:
+        job.start()
+    for job in jobs:
+        job.join()
+    assert results == [dest] * 4 and dest.read_bytes() == data
+    assert len(server.requests) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.bin"]  # no lock, no .part

@@ -38,7 +38,8 @@ class CNN(Encoder):
 
     def forward(self, embedding: nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         real = mask.unsqueeze(1).to(torch.float32)  # (n, 1, L)
-        vectors = embedding(ids).transpose(1, 2) * real.to(embedding.weight.dtype)
+        vectors = embedding(ids).transpose(1, 2)
+        vectors = vectors * real.to(vectors.dtype)
         pooled = []
         for width, conv in zip(self.widths, self.convs, strict=True):
             x = F.pad(vectors, (width - 1, width - 1))
