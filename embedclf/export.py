@@ -24,11 +24,21 @@ import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from embedclf.models.checkpoint import word_rows
+import torch
+
+from embedclf.models.checkpoint import (
+    featurizer_of,
+    load_checkpoint,
+    module_from_checkpoint,
+    word_rows,
+)
+from embedclf.models.onnx import export_onnx as write_graph
+from embedclf.models.onnx import touched_rows
+from embedclf.models.recipe import FEATURIZER_KEY
 from embedclf.runtime import ENCODER_FILE, MODEL_FILE, ONNX_FORMAT
 from embedclf.util.cli import exit_on_user_error
 from embedclf.util.errors import DataError
-from embedclf.util.fileio import atomic_directory, write_synced
+from embedclf.util.fileio import atomic_directory, atomic_write, write_synced
 from embedclf.vectors.textformat import write_word2vec
 
 
@@ -78,9 +88,6 @@ def export_onnx(
     ``prune``: only the embedding rows training updated are kept (every other id reads a zero
     row); the probabilities then differ where a text holds such ids, as fastText's
     ``quantize`` differs: the pruned graph is checked against itself in torch."""
-    from embedclf.models.checkpoint import featurizer_of, load_checkpoint, module_from_checkpoint
-    from embedclf.models.onnx import export_onnx as write_graph
-    from embedclf.models.onnx import touched_rows
 
     out = Path(out)
     if out.exists():
@@ -134,11 +141,6 @@ def export_checkpoint(checkpoint_path: str | Path, out: str | Path, force: bool 
     without the optimiser's state, loops and callbacks (half or less of an Adagrad or Adam
     run's file). predict, evaluate and serve read it as they read the original; resuming
     training from it is not possible. Returns its size in bytes."""
-    import torch
-
-    from embedclf.models.checkpoint import load_checkpoint
-    from embedclf.models.recipe import FEATURIZER_KEY
-    from embedclf.util.fileio import atomic_write
 
     out = Path(out)
     check_output(checkpoint_path, out, force)

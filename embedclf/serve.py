@@ -138,6 +138,8 @@ def create_app(
     max_wait_ms: float = MAX_WAIT_MS,
 ) -> Any:
     """The FastAPI app around ``predict`` (texts -> predict's dicts)."""
+    # the serve extra (make install-serve), imported when a server is made: the module's own
+    # classes and --help need none of it
     from fastapi import FastAPI, Request
     from fastapi.responses import HTMLResponse, JSONResponse
 
@@ -237,6 +239,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         import uvicorn
     except ImportError:
         raise DataError("the server needs FastAPI and uvicorn: make install-serve") from None
+    # torch and Lightning load with the model, once the arguments and extras are checked
     from embedclf.predict import Predictor
     from embedclf.util.startup import quick_imports
 

@@ -119,7 +119,7 @@ def export_onnx(
 def _check(
     graph: ProbabilityGraph, path: Path, rows: int, maxlen: int, generator: torch.Generator
 ) -> float:
-    import onnxruntime
+    import onnxruntime  # the serve extra; export.py says so in one line where it is missing
 
     ids = torch.randint(1, rows, (64, maxlen), generator=generator)
     kept = torch.randint(0, maxlen + 1, (64,), generator=generator)

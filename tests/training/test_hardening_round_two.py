@@ -85,8 +85,9 @@ def test_summarize_reports_malformed_metrics_as_failed(tmp_path):
     assert not stringly.ok and "test_acc is '0.9', not a number" in stringly.status
 
 
-def test_sigterm_during_fit_exits_143_naming_the_checkpoint(dirs, tiny_tree, tmp_path):
-    run = tmp_path / "run"
+def signalled_training(dirs, tiny_tree, run: Path, sig: signal.Signals, delay: float) -> tuple:
+    """``train.py`` for ever on the tiny tree, sent ``sig`` ``delay`` seconds after its first
+    ``last.ckpt``; its exit status and stderr."""
     env = dict(os.environ, EMBEDCLF_CACHE_DIR=str(dirs["cache"]))
     process = subprocess.Popen(
         [
@@ -107,10 +108,17 @@ def test_sigterm_during_fit_exits_143_naming_the_checkpoint(dirs, tiny_tree, tmp
     )
     deadline = time.monotonic() + 120
     while not (run / "checkpoints" / "last.ckpt").exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    process.send_signal(signal.SIGTERM)
+        time.sleep(0.05)
+    time.sleep(delay)
+    process.send_signal(sig)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 143, stderr[-2000:]
+    return process.returncode, stderr
+
+
+def test_sigterm_during_fit_exits_143_naming_the_checkpoint(dirs, tiny_tree, tmp_path):
+    run = tmp_path / "run"
+    returncode, stderr = signalled_training(dirs, tiny_tree, run, signal.SIGTERM, 0.0)
+    assert returncode == 143, stderr[-2000:]
     last_line = stderr.strip().splitlines()[-1]
     assert last_line.startswith("error: stopped by SIGTERM in epoch "), last_line
     assert f"resume={run / 'checkpoints' / 'last.ckpt'}" in last_line
@@ -244,31 +252,8 @@ def test_ctrl_c_during_fit_is_one_line_exit_130_and_every_checkpoint_whole(dirs,
     import torch
 
     run = dirs["run"] / "interrupted"
-    env = dict(os.environ, EMBEDCLF_CACHE_DIR=str(dirs["cache"]))
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "train.py",
-            "experiment=seed_learned",
-            *SMALL,
-            *QUIET,
-            "trainer.max_epochs=100000",
-            f"data.root={tiny_tree}",
-            f"hydra.run.dir={run}",
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 120
-    while not (run / "checkpoints" / "last.ckpt").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr[-2000:]
+    returncode, stderr = signalled_training(dirs, tiny_tree, run, signal.SIGINT, 0.3)
+    assert returncode == 130, stderr[-2000:]
     last_line = stderr.strip().splitlines()[-1]
     assert last_line.startswith("error: interrupted (Ctrl-C) in epoch "), last_line
     assert f"resume={run / 'checkpoints' / 'last.ckpt'}" in last_line
