@@ -111,6 +111,12 @@ def check_net(net: Any) -> None:
     )
     init = net.get("init", "keras")
     _require(init in INITS, f"model.net.init={init!r} must be one of {', '.join(INITS)}")
+    max_norm = net.head.get("max_norm") if net.get("head") else None
+    _require(
+        max_norm is None
+        or (isinstance(max_norm, int | float) and not isinstance(max_norm, bool) and max_norm > 0),
+        f"model.net.head.max_norm={max_norm!r} must be a number above 0, or null (no constraint)",
+    )
     channels = net.embedding.get("channels", 1)
     _require(
         channels in (1, 2) and not (channels == 2 and ENCODERS[kind].bag),
@@ -194,4 +200,9 @@ def check_run(cfg: DictConfig) -> None:
         f"vectors.dim={vectors.get('dim') if vectors else None} is not a size "
         f"{vectors.get('name') if vectors else ''} was published in; use one of "
         f"{', '.join(map(str, dims or []))}",
+    )
+    limit = vectors.get("max_line_bytes", 1) if vectors else 1
+    _require(
+        _whole(limit) and limit >= 1,
+        f"vectors.max_line_bytes={limit!r} must be a whole number of bytes, 1 or more",
     )

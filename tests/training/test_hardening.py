@@ -255,6 +255,16 @@ def bad_files(tmp_path, trained) -> dict[str, Path]:
         ),
         ("trainer.max_epochs=two", r"trainer\.max_epochs='two' must be a whole number"),
         ("data.val_samples=0 ckpt_path=best", r"ckpt_path=best needs a validation split"),
+        (
+            "experiment=seed_glove vectors.max_line_bytes=abc",
+            r"vectors\.max_line_bytes='abc' must be a whole number of bytes",
+        ),
+        ("model=cnn model.net.head.max_norm=-1", r"model\.net\.head\.max_norm=-1 must be a number"),
+        ("model=cnn model.net.head.max_norm=x", r"model\.net\.head\.max_norm='x' must be a number"),
+        (
+            "model=cnn embedding=multichannel model.net.embedding.sparse=true",
+            r"sparse=true does not go with channels=2",
+        ),
     ],
 )
 def test_bad_settings_are_one_line_naming_the_setting(override, message, bad_files, tmp_path):
