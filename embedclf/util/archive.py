@@ -11,6 +11,7 @@ hostile, and no part of it is trusted.
 from __future__ import annotations
 
 import errno
+import gzip
 import os
 import re
 import shutil
@@ -19,6 +20,7 @@ import tarfile
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -78,13 +80,14 @@ def iter_tar_files(archive: Path, wanted: Callable[[str], bool]) -> Iterator[tup
     archive = Path(archive)
     try:
         size = archive.stat().st_size
+        gzipped = _is_gzip(archive)
         with (
             open(archive, "rb") as raw,
             # a progress bar on terminals only (disable=None), by compressed bytes read
             tqdm.wrapattr(
                 raw, "read", total=size, desc=f"reading {archive.name}", disable=None
             ) as counted,
-            tarfile.open(fileobj=counted, mode="r|*") as tar,
+            _tar_stream(counted, gzipped) as (tar, rest),
         ):
             for member in tar:
                 _refuse_unsafe(archive, member)
@@ -92,12 +95,42 @@ def iter_tar_files(archive: Path, wanted: Callable[[str], bool]) -> Iterator[tup
                     stream = tar.extractfile(member)
                     assert stream is not None  # a regular file always has a stream
                     yield member.name, stream.read()
-    except (tarfile.TarError, EOFError, zlib.error) as err:
+            rest()
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as err:
         raise ArchiveError(
             f"{archive} is corrupt or truncated ({err}); delete it and download it again"
         ) from None
     except OSError as err:
         raise ArchiveError(f"cannot read {archive}: {err.strerror or err}") from None
+
+
+def _is_gzip(path: Path) -> bool:
+    with open(path, "rb") as file:
+        return file.read(2) == b"\x1f\x8b"
+
+
+@contextmanager
+def _tar_stream(
+    raw: IO[bytes], gzipped: bool
+) -> Iterator[tuple[tarfile.TarFile, Callable[[], None]]]:
+    """A tar read as a stream, and ``rest()`` to call after its last member.
+
+    tarfile takes a header cut short for the end of the archive, and its own gzip stream
+    checks no CRC, so a .tar.gz cut in half reads as a shorter archive without a word. A
+    gzip file is therefore decompressed by :class:`gzip.GzipFile`, and ``rest()`` reads it
+    to its end, where a truncated or damaged stream raises (EOFError, BadGzipFile).
+    """
+    if not gzipped:
+        with tarfile.open(fileobj=raw, mode="r|*") as tar:
+            yield tar, lambda: None
+        return
+    with gzip.GzipFile(fileobj=raw) as unzipped, tarfile.open(fileobj=unzipped, mode="r|") as tar:
+
+        def rest() -> None:
+            while unzipped.read(1 << 20):
+                pass
+
+        yield tar, rest
 
 
 def is_zip_name(path: Path | str) -> bool:
@@ -162,7 +195,13 @@ def extract(archive: Path, dest: Path) -> Path:
                     _extract_zip(archive, tmp)
                 else:
                     _extract_tar(archive, tmp)
-            except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as err:
+            except (
+                tarfile.TarError,
+                zipfile.BadZipFile,
+                EOFError,
+                zlib.error,
+                gzip.BadGzipFile,
+            ) as err:
                 raise ArchiveError(
                     f"{archive} is corrupt or truncated ({err}); delete it and download it again"
                 ) from None
@@ -188,13 +227,14 @@ def _copy_member(stream: IO[bytes], target: Path) -> None:
 
 
 def _extract_tar(archive: Path, into: Path) -> None:
-    with tarfile.open(archive, mode="r|*") as tar:
+    with open(archive, "rb") as raw, _tar_stream(raw, _is_gzip(archive)) as (tar, rest):
         for member in tar:
             _refuse_unsafe(archive, member)
             if member.isfile():
                 stream = tar.extractfile(member)
                 assert stream is not None  # a regular file always has a stream
                 _copy_member(stream, into / member.name)
+        rest()
 
 
 def _extract_zip(archive: Path, into: Path) -> None:

@@ -342,3 +342,25 @@ def test_extract_refuses_members_that_cannot_be_written_in_one_line(members, tmp
         extract(archive, tmp_path / "out")
     assert "cannot be unpacked: member" in str(caught.value) and "\n" not in str(caught.value)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_tar_gz_cut_anywhere_is_refused_not_read_as_a_shorter_archive(tmp_path):
+    """tarfile takes a cut header for the end of the archive and its gzip stream checks no
+    CRC: cut at a block boundary, the archive read as a smaller dataset without a word."""
+    from conftest import write_tree
+    from embedclf.util.archive import extract, iter_tar_files
+    from embedclf.util.errors import ArchiveError
+
+    archive = tmp_path / "a.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(write_tree(tmp_path / "aclImdb", per_class=10), arcname="aclImdb")
+    raw = archive.read_bytes()
+    assert len(list(iter_tar_files(archive, lambda name: True))) > 40
+    for tenth in range(1, 10):
+        cut = tmp_path / f"cut{tenth}.tar.gz"
+        cut.write_bytes(raw[: len(raw) * tenth // 10])
+        with pytest.raises(ArchiveError, match="corrupt or truncated"):
+            list(iter_tar_files(cut, lambda name: True))
+        with pytest.raises(ArchiveError, match="corrupt or truncated"):
+            extract(cut, tmp_path / f"out{tenth}")
+        assert not (tmp_path / f"out{tenth}").exists()
