@@ -19,7 +19,6 @@ graceful shutdown) answers the requests in flight, then exits 0: a stop asked fo
 
 import argparse
 import asyncio
-import hashlib
 import json
 import signal
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from embedclf.util.cli import exit_on_user_error
+from embedclf.util.download import digest_of
 from embedclf.util.errors import DataError
 
 MAX_BATCH = 256  # texts a request may hold, and texts per forward pass
@@ -102,10 +102,6 @@ class Batcher:
 def model_info(checkpoint_path: Path, predictor: Any) -> dict[str, Any]:
     """What ``GET /info`` reports: the model, and the run that trained it (its metrics.json
     beside the checkpoints folder, where train.py writes it)."""
-    digest = hashlib.sha256()
-    with open(checkpoint_path, "rb") as file:
-        while block := file.read(1 << 20):
-            digest.update(block)
     metrics_file = checkpoint_path.resolve().parent.parent / "metrics.json"
     try:
         metrics = json.loads(metrics_file.read_text())
@@ -115,7 +111,7 @@ def model_info(checkpoint_path: Path, predictor: Any) -> dict[str, Any]:
     featurizer = predictor.featurizer
     return {
         "checkpoint": str(checkpoint_path),
-        "sha256": digest.hexdigest(),
+        "sha256": digest_of(checkpoint_path, "sha256"),
         "classes": list(predictor.classes),
         "encoder": predictor.module.hparams.net["encoder"]["kind"],
         "vocab_size": len(featurizer.vocab),
