@@ -1,6 +1,7 @@
 """``make bench ONLY=scale``: every stage of a run at growing N, and the fastText race.
 
-    python benchmarks/scale.py [--sizes 25000,250000,1000000,3600000] [--out DIR]
+    python benchmarks/scale.py [--sizes 25000,250000,1000000,3600000] [--race N] [--out DIR]
+    python benchmarks/scale.py --sizes "" --race 0    # the fastText race on IMDB alone
 
 On the seeded synthetic corpus of ``benchmarks/synthetic.py`` (Parquet, and CSV for reading),
 read through ``data=table`` as a user would (a fresh process per stage), at each N:
@@ -312,7 +313,7 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks")
     args = parser.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
+    sizes = [int(s) for s in args.sizes.split(",") if s]
     env = dict(os.environ, PYTHONWARNINGS="ignore", EMBEDCLF_DATA_DIR=str(args.archive.parent))
     line(f"python {sys.version.split()[0]}, {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory(prefix="embedclf-scale-") as name:
@@ -321,10 +322,12 @@ def main() -> None:
         results = {}
         for n in sizes:
             results[n] = stages_at(n, tmp, corpus, env)
-        report(results)
-        plot(results, args.out / "scale.png")
-        if args.race:
-            race(tmp, corpus, env, args.race if args.race in sizes else sizes[-1], args.archive)
+        if sizes:
+            report(results)
+            plot(results, args.out / "scale.png")
+        if args.race or not sizes:  # no sizes: IMDB's race alone
+            n = args.race if args.race in sizes or not sizes else sizes[-1]
+            race(tmp, corpus, env, n, args.archive)
 
 
 if __name__ == "__main__":

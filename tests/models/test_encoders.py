@@ -227,4 +227,6 @@ def test_sparse_bags_look_each_feature_up_once_with_the_same_logits_and_gradient
     grad = sparse.embedding.weight.grad
     # one gradient row per distinct feature (6), not per occurrence (10): less to sort and sum
     assert grad.is_sparse and grad._nnz() == 6
+    # ascending and distinct (coalesced): the optimiser sorts nothing
+    assert grad._indices()[0].tolist() == [1, 2, 5, 7, 8, 9]
     torch.testing.assert_close(grad.to_dense(), dense.embedding.weight.grad, rtol=0, atol=1e-6)

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from embedclf.models.encoders.base import Encoder
+from embedclf.models.sparse_rows import bag_of_rows
 
 WEIGHTINGS = ("none", "nb", "sif")
 
@@ -61,14 +62,9 @@ class Bag(Encoder):
             weights = weights / lengths.clamp(min=1).to(weights.dtype)[rows]
         if not embedding.sparse:
             return embedding(flat, offsets[:-1], per_sample_weights=weights)
-        # each distinct feature looked up once: its sparse gradient then has one row per
-        # feature, not one per occurrence, and the optimiser's sparse update (which sorts and
-        # sums those rows) costs a fraction: 26% less per epoch of experiment=ngram
-        distinct, position = torch.unique(flat, return_inverse=True)
-        vectors = F.embedding(distinct, embedding.weight, sparse=True)
-        return F.embedding_bag(
-            position, vectors, offsets[:-1], mode="sum", per_sample_weights=weights
-        )
+        # a sparse table (2^21 hashed n-gram rows): its gradient one row per distinct
+        # feature, found without sorting (models/sparse_rows.py)
+        return bag_of_rows(embedding.weight, flat, offsets, weights, rows)
 
 
 class WeightedMean(Bag):

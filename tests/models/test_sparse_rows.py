@@ -1,0 +1,111 @@
+"""The row-sparse Adagrad (models/sparse_rows.py): torch.optim.Adagrad's arithmetic and state,
+updating only the rows a batch touched."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from embedclf.models.sparse_rows import RowSparseAdagrad, bag_of_rows
+from embedclf.models.specs import OPTIMIZER_MODULE, spec_class
+from embedclf.util.errors import ConfigError
+
+ROWS, DIM = 300, 4
+
+
+def batches(count: int = 6):
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(count):
+        lengths = torch.randint(0, 12, (8,), generator=generator)
+        offsets = torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)])
+        flat = torch.randint(1, 40, (int(offsets[-1]),), generator=generator)  # repeats
+        yield flat, offsets, torch.rand(len(flat), generator=generator)
+
+
+def train(optimizer_class, steps: int = 6, state: dict | None = None, **settings):
+    torch.manual_seed(0)
+    table = torch.nn.Parameter(torch.randn(ROWS, DIM))
+    head = torch.nn.Linear(DIM, 1)
+    optimizer = optimizer_class([table, *head.parameters()], lr=0.3, **settings)
+    if state is not None:
+        optimizer.load_state_dict(state)
+    for flat, offsets, weights in batches(steps):
+        optimizer.zero_grad()
+        if optimizer_class is RowSparseAdagrad:
+            vectors = bag_of_rows(table, flat, offsets, weights)
+        else:  # PyTorch's own sparse path: one gradient row per occurrence
+            vectors = F.embedding_bag(
+                flat, table, offsets[:-1], mode="sum", per_sample_weights=weights, sparse=True
+            )
+        F.binary_cross_entropy_with_logits(head(vectors).squeeze(-1), weights[:8] * 0).backward()
+        optimizer.step()
+    return table.detach(), head.weight.detach(), optimizer
+
+
+@pytest.mark.parametrize("settings", [{}, {"lr_decay": 0.1, "initial_accumulator_value": 0.1}])
+def test_row_sparse_adagrad_takes_adagrads_steps(settings):
+    theirs, their_head, their_optimizer = train(torch.optim.Adagrad, **settings)
+    ours, our_head, our_optimizer = train(RowSparseAdagrad, **settings)
+    assert not torch.equal(ours, torch.randn(ROWS, DIM))
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6)
+    torch.testing.assert_close(our_head, their_head, rtol=0, atol=1e-6)
+    for key in ("sum", "step"):
+        torch.testing.assert_close(
+            our_optimizer.state_dict()["state"][0][key],
+            their_optimizer.state_dict()["state"][0][key],
+            rtol=0,
+            atol=1e-6,
+        )
+
+
+def test_rows_no_batch_touched_stay_as_drawn():
+    ours, _, optimizer = train(RowSparseAdagrad)
+    torch.manual_seed(0)
+    drawn = torch.randn(ROWS, DIM)
+    untouched = optimizer.state[optimizer.param_groups[0]["params"][0]]["sum"].eq(0).all(1)
+    assert untouched[40:].all() and not untouched[1:40].all()
+    assert torch.equal(ours[untouched], drawn[untouched])
+
+
+def test_an_uncoalesced_gradient_is_summed_first():
+    table = torch.nn.Parameter(torch.zeros(5, 2))
+    optimizer = RowSparseAdagrad([table], lr=1.0)
+    # row 3 twice: Adagrad's update of a row is not linear, so the two must be summed first
+    table.grad = torch.sparse_coo_tensor([[3, 1, 3]], torch.ones(3, 2), (5, 2))
+    optimizer.step()
+    reference = torch.nn.Parameter(torch.zeros(5, 2))
+    torch_optimizer = torch.optim.Adagrad([reference], lr=1.0)
+    reference.grad = torch.sparse_coo_tensor([[3, 1, 3]], torch.ones(3, 2), (5, 2))
+    torch_optimizer.step()
+    torch.testing.assert_close(table.detach(), reference.detach())
+    ours, theirs = optimizer.state[table]["sum"], torch_optimizer.state[reference]["sum"]
+    torch.testing.assert_close(ours, theirs)
+    assert ours[3].tolist() == [4.0, 4.0]  # (1 + 1) squared
+    assert table.grad is not None  # the gradient is the caller's again after the step
+
+
+def test_a_checkpoint_of_either_optimiser_resumes_in_the_other():
+    _, _, first = train(torch.optim.Adagrad, steps=3)
+    resumed, _, _ = train(RowSparseAdagrad, steps=3, state=first.state_dict())
+    _, _, again = train(RowSparseAdagrad, steps=3)
+    straight, _, _ = train(torch.optim.Adagrad, steps=3, state=again.state_dict())
+    torch.testing.assert_close(resumed, straight, rtol=0, atol=1e-6)
+
+
+def test_weight_decay_on_a_sparse_gradient_is_refused_as_adagrad_does():
+    table = torch.nn.Parameter(torch.zeros(5, 2))
+    optimizer = RowSparseAdagrad([table], weight_decay=0.1)
+    table.grad = torch.sparse_coo_tensor([[1]], torch.ones(1, 2), (5, 2))
+    with pytest.raises(RuntimeError, match="weight_decay"):
+        optimizer.step()
+
+
+def test_specs_may_name_it_but_nothing_else_of_the_project():
+    name = "embedclf.models.sparse_rows.RowSparseAdagrad"
+    assert spec_class({"_target_": name}, OPTIMIZER_MODULE, torch.optim.Optimizer) is (
+        RowSparseAdagrad
+    )
+    for target in ("embedclf.models.sparse_rows.bag_of_rows", "embedclf.util.fileio.Path"):
+        with pytest.raises(ConfigError, match="is not a Optimizer"):
+            spec_class({"_target_": target}, OPTIMIZER_MODULE, torch.optim.Optimizer)
