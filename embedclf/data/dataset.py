@@ -32,6 +32,20 @@ class TextDataset(Protocol):
     def read(self, *, unlabelled: bool = False) -> tuple[LabelledTexts, list[str]]: ...
 
 
+class StreamingDataset(TextDataset, Protocol):
+    """A dataset the token store can read a block at a time (when :meth:`streams`)."""
+
+    def streams(self) -> bool: ...
+
+    def stream(self) -> Iterator[tuple[str, list[str], list[Any]]]: ...
+
+    def row_counts(self) -> dict[str, int]: ...
+
+    def classes_of(
+        self, raw: Mapping[str, list[Any]]
+    ) -> tuple[list[str], dict[str, np.ndarray]]: ...
+
+
 @dataclass(frozen=True)
 class FolderDataset:
     """``DIR/{train,test}/<class>/*.txt``, a folder or an archive of one (aclImdb)."""
@@ -139,7 +153,7 @@ class FileDataset:
                     continue
         return counts
 
-    def label(self, raw: Mapping[str, list[Any]]) -> tuple[list[str], dict[str, np.ndarray]]:
+    def classes_of(self, raw: Mapping[str, list[Any]]) -> tuple[list[str], dict[str, np.ndarray]]:
         """The class names and integer labels of what :meth:`stream` gave."""
         where = {split: self._where(split) for split in raw}
         found = labelled({}, dict(raw), where, names=self.label_names, offset=self.label_offset)

@@ -3,11 +3,13 @@ become the classes) and the csv builder over local files."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from conftest import QUIET, train_in_process, write_table
 from conftest import table_rows as rows
 from embedclf.data.hf_datamodule import HFDataModule
+from embedclf.data.tokenstore import TokenizedCorpus
 from embedclf.util.errors import UserError
 
 datasets = pytest.importorskip("datasets", reason="no hf extra: make install-hf")
@@ -82,3 +84,45 @@ def test_bad_hf_settings_are_one_line(dirs, tmp_path):
         with pytest.raises(UserError) as caught:
             ready(dirs, **settings)
         assert expected in str(caught.value) and "\n" not in str(caught.value), name
+
+
+def test_a_dataset_with_a_test_split_is_streamed_into_the_store(dirs, tmp_path, monkeypatch):
+    from embedclf.data.readers import hf
+
+    folder = saved(tmp_path)
+    whole = ready(dirs, load_from_disk=str(folder), text="sentence")
+    blocks = []
+    real_stream = hf.HFDataset.stream
+
+    def counted(self):
+        for block in real_stream(self):
+            blocks.append((block[0], len(block[1])))
+            yield block
+
+    def never(self, **_):
+        raise AssertionError("read whole")
+
+    monkeypatch.setattr(hf, "BLOCK_ROWS", 7)
+    monkeypatch.setattr(hf.HFDataset, "stream", counted)
+    monkeypatch.setattr(hf.HFDataset, "read", never)
+    dirs["cache"] = tmp_path / "other-cache"
+    streamed = ready(dirs, load_from_disk=str(folder), text="sentence")
+    # 40 training rows in blocks of 7, then 10 test rows: train first, never a whole split
+    assert blocks == [("train", 7)] * 5 + [("train", 5), ("test", 7), ("test", 3)]
+    assert streamed.featurizer.vocab == whole.featurizer.vocab
+    assert streamed.featurizer.classes == ["neg", "pos"]
+    ours, theirs = (TokenizedCorpus.load(dm._tokens_path(dm.source())) for dm in (streamed, whole))
+    for split in ("train", "test"):
+        assert np.array_equal(ours.ids[split].flat, theirs.ids[split].flat)
+        assert np.array_equal(ours.ids[split].offsets, theirs.ids[split].offsets)
+        assert np.array_equal(ours.labels[split], theirs.labels[split])
+
+
+def test_a_streamed_block_names_its_row(dirs, tmp_path, monkeypatch):
+    from embedclf.data.readers import hf
+
+    monkeypatch.setattr(hf, "BLOCK_ROWS", 7)
+    labels = [0, 1] * 20
+    labels[15] = -1  # the 16th row: in the third block
+    with pytest.raises(UserError, match=r"split train: row 16 has no label$"):
+        ready(dirs, load_from_disk=str(saved(tmp_path, labels)), text="sentence")

@@ -7,15 +7,18 @@ features give the class names; other labels are read as they are (strings or int
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from embedclf.data.dataset import carve_test
 from embedclf.data.readers.base import LabelledTexts, joined_texts, labelled
 from embedclf.util.errors import ConfigError, DataError
 
 INSTALL_HINT = "make install-hf (pip install 'embedclf[hf]')"
+BLOCK_ROWS = 20_000  # rows read into Python at a time when the token store is built
 
 
 def _datasets() -> Any:
@@ -84,34 +87,75 @@ class HFDataset:
         texts, raw, where = {}, {}, {}
         names: Sequence[str] | None = None
         for role, ds in splits.items():
-            where[role] = f"{self} split {self.splits[role]}"
-            missing = [c for c in (*self.text, self.label) if c not in ds.column_names]
-            if missing:
-                raise DataError(
-                    f"{where[role]}: no column {', '.join(map(repr, missing))}; it has "
-                    f"{', '.join(map(repr, ds.column_names))} (set data.text and data.label)"
-                )
-            feature = ds.features[self.label]
-            names = getattr(feature, "names", None) or names
+            where[role] = self._checked(role, ds)
+            names = self._names(ds) or names
             texts[role] = _texts(ds, self.text, where[role])
-            raw[role] = ds[self.label]
-            bad = next((i for i, v in enumerate(raw[role]) if v is None or v == -1), None)
-            if bad is not None:
-                raise DataError(f"{where[role]}: row {bad + 1} has no label")
+            raw[role] = _labels(ds[self.label], where[role])
         if "test" not in texts:
             carve_test(texts, raw, where, self.test_samples)
         return labelled(texts, raw, where, names=names), []
 
+    def streams(self) -> bool:
+        """Whether :meth:`stream` can read it: a test split to read, none to carve out."""
+        return self.splits.get("test") is not None
+
+    def stream(self) -> Iterator[tuple[str, list[str], list[Any]]]:
+        """``(split, texts, raw labels)`` :data:`BLOCK_ROWS` at a time, ``train`` first: the
+        token store is built without holding a split's texts (``datasets`` maps them)."""
+        splits, rows = self._splits(self._load()), BLOCK_ROWS
+        for role in sorted(splits, key=lambda name: name != "train"):
+            ds = splits[role]
+            where = self._checked(role, ds)
+            for start in range(0, len(ds), rows):
+                block = ds[start : start + rows]
+                texts = _joined([block[c] for c in self.text], self.text, where, start)
+                yield role, texts, _labels(block[self.label], where, start)
+
+    def row_counts(self) -> dict[str, int]:
+        return {role: len(ds) for role, ds in self._splits(self._load()).items()}
+
+    def classes_of(self, raw: Mapping[str, list[Any]]) -> tuple[list[str], dict[str, np.ndarray]]:
+        """The class names and integer labels of what :meth:`stream` gave."""
+        splits = self._splits(self._load())
+        names = next((n for ds in splits.values() if (n := self._names(ds))), None)
+        where = {role: f"{self} split {self.splits[role]}" for role in raw}
+        found = labelled({}, dict(raw), where, names=names)
+        return found.classes, found.labels
+
+    def _checked(self, role: str, ds: Any) -> str:
+        where = f"{self} split {self.splits[role]}"
+        missing = [c for c in (*self.text, self.label) if c not in ds.column_names]
+        if missing:
+            raise DataError(
+                f"{where}: no column {', '.join(map(repr, missing))}; it has "
+                f"{', '.join(map(repr, ds.column_names))} (set data.text and data.label)"
+            )
+        return where
+
+    def _names(self, ds: Any) -> Sequence[str] | None:
+        return getattr(ds.features[self.label], "names", None)
+
+
+def _labels(values: list[Any], where: str, first: int = 0) -> list[Any]:
+    bad = next((i for i, v in enumerate(values) if v is None or v == -1), None)
+    if bad is not None:
+        raise DataError(f"{where}: row {first + bad + 1} has no label")
+    return values
+
 
 def _texts(ds: Any, columns: Sequence[str], where: str) -> list[str]:
-    parts = []
-    for column in columns:
-        values = ds[column]
+    return _joined([ds[column] for column in columns], columns, where)
+
+
+def _joined(
+    parts: list[list[Any]], columns: Sequence[str], where: str, first: int = 0
+) -> list[str]:
+    for column, values in zip(columns, parts, strict=True):
         bad = next((i for i, v in enumerate(values) if not isinstance(v, str)), None)
         if bad is not None:
             raise DataError(
-                f"{where}: column {column!r} row {bad + 1} holds {type(values[bad]).__name__}, "
-                "not text; name the column that holds the texts (data.text)"
+                f"{where}: column {column!r} row {first + bad + 1} holds "
+                f"{type(values[bad]).__name__}, not text; name the column that holds the "
+                "texts (data.text)"
             )
-        parts.append(values)
-    return joined_texts(parts, where)
+    return joined_texts(parts, where, first + 1)
