@@ -56,16 +56,20 @@ class _SplitBatches(Dataset):
         labels: np.ndarray,
         featurizer: TextFeaturizer,
         step_size: int | None,
+        features: Ragged | None = None,
     ) -> None:
         self.words, self.rows, self.labels = words, rows, labels
         self.featurizer, self.step_size = featurizer, step_size
+        self.features = features  # every row's features, computed once (feature_cache_mb)
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def __getitem__(self, index: torch.Tensor) -> Batch:
-        chosen = self.rows[index.numpy()]
-        features = self.featurizer.batch(self.words.rows(chosen))
+        if self.features is not None:
+            features = self.features.rows(index.numpy())
+        else:
+            features = self.featurizer.batch(self.words.rows(self.rows[index.numpy()]))
         labels = torch.from_numpy(np.asarray(self.labels[index.numpy()], dtype=np.int64))
         tokens = Tokens.from_ragged(features, self.featurizer.padding)
         return Batch(tokens, labels, self.step_size or len(labels))
@@ -161,6 +165,10 @@ class TextDataModule(pl.LightningDataModule):
         steps_per_call: optimiser steps per Lightning training step (1 under DDP).
         length_buckets: training batches of rows of similar length (less padding for
             encoders that pad to a batch's longest row; another order than the plain shuffle).
+        feature_cache_mb: the training rows' features (n-grams hashed, rows cut to
+            ``maxlen``) are computed once and kept in memory when they fit in this many MB, so
+            each epoch and the feature statistics gather them instead of computing them
+            again; larger training sets are featurized per batch (0: always).
     """
 
     def __init__(
@@ -184,10 +192,17 @@ class TextDataModule(pl.LightningDataModule):
         steps_per_call: int = 25,
         length_buckets: bool = False,
         num_workers: int = 0,
+        feature_cache_mb: float = 256,
     ) -> None:
         super().__init__()
         if not isinstance(length_buckets, bool):
             raise ConfigError(f"data.length_buckets must be true or false, got {length_buckets!r}")
+        if isinstance(feature_cache_mb, bool) or not (
+            isinstance(feature_cache_mb, int | float) and feature_cache_mb >= 0
+        ):
+            raise ConfigError(
+                f"data.feature_cache_mb must be a size in MB (0: none), got {feature_cache_mb!r}"
+            )
         self.save_hyperparameters(logger=False)  # with the subclass's own arguments
         self.featurizer: TextFeaturizer | None = None  # fitted in setup(), or a checkpoint's
         self._checkpoint_featurizer = False  # True: use_featurizer fixed it before setup()
@@ -195,6 +210,7 @@ class TextDataModule(pl.LightningDataModule):
         self.words: dict[str, Ragged] = {}  # the store's splits, windowed where that is smaller
         self.rows: dict[str, tuple[str, np.ndarray]] = {}  # split: (store split, its rows)
         self.labels: dict[str, np.ndarray] = {}
+        self._features: dict[str, Ragged | None] = {}  # split: its cached features, or None
 
     # -- preparation (once per machine) ------------------------------------------------
     def source(self) -> TextDataset:
@@ -349,6 +365,30 @@ class TextDataModule(pl.LightningDataModule):
         chosen = rows if index is None else rows[index]
         return self.featurizer.batch(self.words[stored].rows(chosen))
 
+    def _cached_features(self, split: str) -> Ragged | None:
+        """Every row's features of ``split``, computed once, where they fit
+        ``feature_cache_mb`` (bounded by the rows' word counts before computing any) and the
+        batches are made in this process; else None: each batch computes its own."""
+        if split in self._features:
+            return self._features[split]
+        hp, featurizer = self.hparams, self.featurizer
+        assert featurizer is not None
+        stored, rows = self.rows[split]
+        words = np.diff(self.words[stored].offsets)[rows]
+        # features per row: at most ngrams per word (a word and the n-grams ending at it),
+        # never more than maxlen
+        bound = np.minimum(words * max(featurizer.ngrams, 1), featurizer.maxlen).sum() * 4
+        cached = None
+        if hp.num_workers == 0 and 0 < bound <= hp.feature_cache_mb * 2**20:
+            blocks = [
+                featurizer.batch(self.words[stored].rows(rows[start : start + 8192]))
+                for start in range(0, len(rows), 8192)
+            ]
+            cached = concatenate(blocks)
+            cached = Ragged(np.asarray(cached.flat, dtype=np.int32), cached.offsets)
+        self._features[split] = cached
+        return cached
+
     def training_batches(self, size: int = 8192) -> Iterator[Batch]:
         """The training split in order, ``size`` rows per batch, on the CPU: what the model's
         feature statistics (NB weights, standardisation) are fitted to."""
@@ -394,6 +434,7 @@ class TextDataModule(pl.LightningDataModule):
             self.labels[split],
             self.featurizer,
             hp.batch_size if train else None,
+            self._cached_features(split) if split == "train" else None,
         )
         trainer = self.trainer
         return DataLoader(

@@ -302,3 +302,47 @@ def test_length_buckets_cut_the_padding_of_order_aware_batches(dirs, tiny_tree):
 def test_length_buckets_must_be_a_boolean():
     with pytest.raises(UserError, match=r"data\.length_buckets must be true or false, got 'maybe'"):
         make(length_buckets="maybe")
+
+
+def _epoch(dm) -> list[tuple[tuple[int, ...], int]]:
+    torch.manual_seed(0)  # the shuffle draws from torch's generator
+    return [
+        (tuple(row), int(label))
+        for batch in dm.train_dataloader()
+        for row, label in zip(batch.tokens.padded(60).tolist(), batch.labels.tolist(), strict=True)
+    ]
+
+
+def test_training_features_are_computed_once_when_they_fit(dirs, tiny_tree, monkeypatch):
+    from embedclf.text.featurizer import TextFeaturizer
+
+    settings = dict(root=str(tiny_tree), maxlen=60, ngrams=2, buckets=64, steps_per_call=2)
+    plain = ready(make(**settings, feature_cache_mb=0))
+    cached = ready(make(**settings))
+    featurized = []
+    real_batch = TextFeaturizer.batch
+    monkeypatch.setattr(
+        TextFeaturizer,
+        "batch",
+        lambda self, ids: featurized.append(len(ids)) or real_batch(self, ids),
+    )
+    first = _epoch(cached)
+    assert featurized == [60]  # every training row once, in one block
+    assert _epoch(cached) == first and featurized == [60]  # the next epoch computes nothing
+    stats = [b.tokens.flat.tolist() for b in cached.training_batches(size=16)]
+    assert featurized == [60]
+    featurized.clear()
+    assert _epoch(plain) == first  # the same batches, each computed from the words
+    assert featurized == [16, 16, 16, 12]
+    assert stats == [b.tokens.flat.tolist() for b in plain.training_batches(size=16)]
+
+
+def test_training_features_over_the_budget_are_computed_per_batch(dirs, tiny_tree):
+    dm = ready(make(root=str(tiny_tree), maxlen=60, feature_cache_mb=1e-4))  # 104 bytes
+    assert _epoch(dm) and dm._features == {"train": None}
+
+
+@pytest.mark.parametrize("bad", [-1, "lots", True])
+def test_feature_cache_mb_must_be_a_size(bad):
+    with pytest.raises(UserError, match=r"^data\.feature_cache_mb must be a size in MB"):
+        make(feature_cache_mb=bad)
