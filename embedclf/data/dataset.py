@@ -18,12 +18,13 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from embedclf.data.readers.base import LabelledTexts, labelled
-from embedclf.data.readers.folder import read_dataset
+from embedclf.data.readers.folder import folder_listing, read_dataset, stream_folder
 from embedclf.util.errors import ConfigError
 from embedclf.util.paths import cache_key, file_identity
 
 # the split carved out for testing when a dataset gives none: the same rows for every seed
 TEST_SEED = 0
+BLOCK_FILES = 20_000  # a folder dataset's files read at a time into the token store
 
 
 class TextDataset(Protocol):
@@ -65,10 +66,30 @@ class FolderDataset:
         return identity
 
     def read(self, *, unlabelled: bool = False) -> tuple[LabelledTexts, list[str]]:
-        splits = ("test",) if self.test_only else ("train", "test")
         return read_dataset(
-            self.path, unlabelled=unlabelled, follow_links=self.follow_links, splits=splits
+            self.path, unlabelled=unlabelled, follow_links=self.follow_links, splits=self._splits
         )
+
+    @property
+    def _splits(self) -> tuple[str, ...]:
+        return ("test",) if self.test_only else ("train", "test")
+
+    def streams(self) -> bool:
+        """A folder streams, a file at a time; an archive is read whole, in one pass over its
+        compressed stream (its members come in the packer's order, not training first)."""
+        return self.path.is_dir()
+
+    def stream(self) -> Iterator[tuple[str, list[str], list[Any]]]:
+        _, files = folder_listing(self.path, self._splits)
+        return stream_folder(self.path, files, follow_links=self.follow_links, block=BLOCK_FILES)
+
+    def row_counts(self) -> dict[str, int]:
+        _, files = folder_listing(self.path, self._splits)
+        return {split: sum(map(len, per_class)) for split, per_class in files.items()}
+
+    def classes_of(self, raw: Mapping[str, list[Any]]) -> tuple[list[str], dict[str, np.ndarray]]:
+        classes, _ = folder_listing(self.path, self._splits)
+        return classes, {split: np.asarray(labels, dtype=np.int64) for split, labels in raw.items()}
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ training text has been counted, so the build passes twice over ids, never over t
    ranked vocabulary as they come (words training never saw are dropped, as Keras drops them).
 
 What is held in memory is the vocabulary, a few blocks of texts and the labels: never a
-split's texts or ids (folder datasets, and files or Hugging Face datasets whose test rows are
-carved from training, are still read whole first).
+split's texts or ids (archives, and files or Hugging Face datasets whose test rows are carved
+from training, are still read whole first).
 
 Building a store is the slow part of a first run; so is importing torch and Lightning.
 Nothing here imports either, so ``train.py`` starts building in a child process as soon as
@@ -78,10 +78,10 @@ Blocks = Iterator[tuple[str, list[str], list[Any]]]
 def blocks_of(dataset: TextDataset) -> tuple[Blocks, Labeller, dict[str, int]]:
     """``(split, texts, raw labels)`` blocks of ``dataset``, training first, what turns the
     raw labels into classes and integer labels, and the rows of each split where they are
-    known before reading (the progress bars' totals). Files with a test split stream; other
-    datasets (folders, and files or Hugging Face datasets with a test split to carve) are read
-    whole."""
-    streams = getattr(dataset, "streams", None)  # FileDataset, HFDataset
+    known before reading (the progress bars' totals). Folders, and files or Hugging Face
+    datasets with a test split, stream; archives, and datasets with a test split to carve, are
+    read whole."""
+    streams = getattr(dataset, "streams", None)  # FileDataset, FolderDataset, HFDataset
     if streams is not None and streams():
         stream = cast(StreamingDataset, dataset)
         return _rechunked(stream.stream()), stream.classes_of, stream.row_counts()

@@ -346,3 +346,36 @@ def test_training_features_over_the_budget_are_computed_per_batch(dirs, tiny_tre
 def test_feature_cache_mb_must_be_a_size(bad):
     with pytest.raises(UserError, match=r"^data\.feature_cache_mb must be a size in MB"):
         make(feature_cache_mb=bad)
+
+
+def test_a_folder_streams_into_the_store_as_its_archive_reads_whole(
+    dirs, tiny_tree, tiny_archive, tmp_path, monkeypatch
+):
+    from embedclf.data import dataset
+    from embedclf.data.tokenstore import TokenizedCorpus
+
+    shutil.copy(tiny_archive, dirs["data"])
+    whole = ready(make())  # the archive, read whole in one pass
+    blocks = []
+    real = dataset.stream_folder
+
+    def counted(*args, **kwargs):
+        for block in real(*args, **kwargs):
+            blocks.append((block[0], len(block[1])))
+            yield block
+
+    def never(self, **_):
+        raise AssertionError("read whole")
+
+    monkeypatch.setattr(dataset, "BLOCK_FILES", 7)
+    monkeypatch.setattr(dataset, "stream_folder", counted)
+    monkeypatch.setattr(dataset.FolderDataset, "read", never)
+    streamed = ready(make(root=str(tiny_tree)))
+    # 80 training files in blocks of 7 (train first), then the 80 test files
+    assert blocks == ([("train", 7)] * 11 + [("train", 3)]) + ([("test", 7)] * 11 + [("test", 3)])
+    ours, theirs = (TokenizedCorpus.load(dm._tokens_path(dm.source())) for dm in (streamed, whole))
+    assert ours.vocab == theirs.vocab and ours.classes == theirs.classes
+    for split in ("train", "test"):
+        assert np.array_equal(ours.ids[split].flat, theirs.ids[split].flat)
+        assert np.array_equal(ours.ids[split].offsets, theirs.ids[split].offsets)
+        assert np.array_equal(ours.labels[split], theirs.labels[split])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -109,21 +110,62 @@ def read_archive(
     return texts, [unsup[file] for file in sorted(unsup)]
 
 
+def _checked(path: Path, inside: Path, follow_links: bool) -> Path:
+    if not path.is_file():
+        what = "a broken link" if path.is_symlink() else "not a file"
+        raise DataError(f"{path} is {what}; data.root must hold text files only: remove it")
+    target = path.resolve()
+    if not follow_links and not target.is_relative_to(inside):
+        raise DataError(
+            f"{path} links out of the dataset (to {target}); remove the link, or set "
+            "data.follow_links=true to read what it points to"
+        )
+    return path
+
+
+def _read_text(path: Path, root: Path, follow_links: bool) -> str:
+    return _decode(_checked(path, root.resolve(), follow_links).read_bytes(), str(path))
+
+
 def _folder_files(folder: Path, root: Path, follow_links: bool) -> dict[str, str]:
-    out = {}
-    inside = root.resolve()
-    for path in sorted(folder.glob("*.txt")):
-        if not path.is_file():
-            what = "a broken link" if path.is_symlink() else "not a file"
-            raise DataError(f"{path} is {what}; data.root must hold text files only: remove it")
-        target = path.resolve()
-        if not follow_links and not target.is_relative_to(inside):
-            raise DataError(
-                f"{path} links out of the dataset (to {target}); remove the link, or set "
-                "data.follow_links=true to read what it points to"
+    return {
+        path.name: _read_text(path, root, follow_links) for path in sorted(folder.glob("*.txt"))
+    }
+
+
+def folder_listing(root: Path, splits: tuple[str, ...] = SPLITS) -> tuple[list[str], dict]:
+    """A folder dataset's classes and, per split, each class's files in reading order
+    (class, then file name): what :func:`stream_folder` reads, listed without reading."""
+    found: dict[str, set[str]] = defaultdict(set)
+    for split in splits:
+        if not (root / split).is_dir():
+            raise DataError(f"{root} has no {split}/ folder")
+        for folder in (p for p in (root / split).iterdir() if p.is_dir()):
+            found[split].add(folder.name)
+    classes = _choose_classes(found, str(root), splits)
+    files = {
+        split: [sorted((root / split / name).glob("*.txt")) for name in classes] for split in splits
+    }
+    for split in splits:
+        if not any(files[split]):
+            raise DataError(f"{root} has no {split} texts (*.txt)")
+    return classes, files
+
+
+def stream_folder(
+    root: Path, files: dict, *, follow_links: bool = False, block: int = 20_000
+) -> Iterator[tuple[str, list[str], list[int]]]:
+    """``(split, texts, labels)`` of :func:`folder_listing`'s ``files``, ``block`` files at a
+    time, splits in the order given: the texts of a split are never all held at once."""
+    for split, per_class in files.items():
+        listed = [(path, label) for label, paths in enumerate(per_class) for path in paths]
+        for start in range(0, len(listed), block):
+            part = listed[start : start + block]
+            yield (
+                split,
+                [_read_text(path, root, follow_links) for path, _ in part],
+                [label for _, label in part],
             )
-        out[path.name] = _decode(path.read_bytes(), str(path))
-    return out
 
 
 def read_folder(
