@@ -24,7 +24,6 @@ from embedclf.training.build import (
 )
 from embedclf.training.checkpoints import epochs_trained, scored_checkpoint
 from embedclf.training.checks import check_against_data, check_config
-from embedclf.training.interrupts import deferred_interrupts
 from embedclf.training.reports import report_coverage, report_run
 from embedclf.training.scoring import score
 from embedclf.util.errors import ERROR_FILE, Interrupted, Stopped, UserError
@@ -46,12 +45,10 @@ def set_aside_results(output_dir: Path) -> None:
 def fit(trainer: pl.Trainer, model: pl.LightningModule, datamodule: Any, resume: str | None):
     """``trainer.fit``; a SIGTERM (which Lightning turns into a clean exit) or a Ctrl-C
     (which it turns into ``sys.exit(1)`` with no word) is a stop, with the checkpoint to
-    resume from named. A Ctrl-C while training waits for the batch's end
-    (``training/interrupts.py``); a checkpoint being written when one came is never left
-    half-written (``training/checkpoints.py`` writes each by rename)."""
+    resume from named. A checkpoint being written when it came is never left half-written
+    (``training/checkpoints.py`` writes each by rename)."""
     try:
-        with deferred_interrupts(trainer):
-            trainer.fit(model, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     except SIGTERMException:
         raise Stopped(
             f"stopped by SIGTERM in epoch {trainer.current_epoch}; {_resume_hint(trainer)}"

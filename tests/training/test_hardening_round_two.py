@@ -105,6 +105,9 @@ def signalled_training(dirs, tiny_tree, run: Path, sig: signal.Signals, delay: f
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        # Ctrl-C heard, as in a terminal: a shell's background job (`cmd &`, and so this
+        # suite run that way) starts its children with SIGINT ignored, and Python keeps that
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
     while not (run / "checkpoints" / "last.ckpt").exists() and time.monotonic() < deadline:
