@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -79,16 +80,21 @@ class FolderDataset:
         compressed stream (its members come in the packer's order, not training first)."""
         return self.path.is_dir()
 
+    @cached_property
+    def _listing(self) -> tuple[list[str], dict]:
+        """The classes and files, listed once for stream, row_counts and classes_of."""
+        return folder_listing(self.path, self._splits)
+
     def stream(self) -> Iterator[tuple[str, list[str], list[Any]]]:
-        _, files = folder_listing(self.path, self._splits)
+        _, files = self._listing
         return stream_folder(self.path, files, follow_links=self.follow_links, block=BLOCK_FILES)
 
     def row_counts(self) -> dict[str, int]:
-        _, files = folder_listing(self.path, self._splits)
+        _, files = self._listing
         return {split: sum(map(len, per_class)) for split, per_class in files.items()}
 
     def classes_of(self, raw: Mapping[str, list[Any]]) -> tuple[list[str], dict[str, np.ndarray]]:
-        classes, _ = folder_listing(self.path, self._splits)
+        classes, _ = self._listing
         return classes, {split: np.asarray(labels, dtype=np.int64) for split, labels in raw.items()}
 
 
