@@ -375,9 +375,8 @@ class TextDataModule(pl.LightningDataModule):
         assert featurizer is not None
         stored, rows = self.rows[split]
         words = np.diff(self.words[stored].offsets)[rows]
-        # features per row: at most ngrams per word (a word and the n-grams ending at it),
-        # never more than maxlen
-        bound = np.minimum(words * max(featurizer.ngrams, 1), featurizer.maxlen).sum() * 4
+        # features per row: at most featurizer.features_per_word a word, never over maxlen
+        bound = np.minimum(words * featurizer.features_per_word, featurizer.maxlen).sum() * 4
         cached = None
         if hp.num_workers == 0 and 0 < bound <= hp.feature_cache_mb * 2**20:
             blocks = [

@@ -65,10 +65,16 @@ class TextFeaturizer:
         return hashed_ngrams(ids, self.ngrams, self.buckets, len(self.vocab))
 
     @property
+    def features_per_word(self) -> int:
+        """At most this many features per word: the word, and the n-grams ending at it when
+        n-grams are hashed (``ngrams > 1`` into ``buckets > 0``)."""
+        return self.ngrams if self.ngrams > 1 and self.buckets > 0 else 1
+
+    @property
     def word_window(self) -> int:
         """Words of a row that decide its features: ``maxlen``, and the ``ngrams - 1`` words
         before them that the first kept n-grams start from."""
-        return self.maxlen + (self.ngrams - 1 if self.ngrams > 1 and self.buckets > 0 else 0)
+        return self.maxlen + self.features_per_word - 1
 
     def window(self, ids: Ragged) -> Ragged:
         """Word ids of the vocabulary only (a ``num_words`` limit), each row cut to the

@@ -342,6 +342,17 @@ def test_training_features_over_the_budget_are_computed_per_batch(dirs, tiny_tre
     assert _epoch(dm) and dm._features == {"train": None}
 
 
+def test_feature_cache_bound_counts_no_ngrams_without_buckets(dirs, tiny_tree):
+    """ngrams=2 with buckets=0 hashes no n-grams: the budget is one feature a word, so a
+    budget of exactly the words' size caches them (a bound of two a word would not)."""
+    settings = dict(root=str(tiny_tree), maxlen=60, ngrams=2, buckets=0)
+    plain = ready(make(**settings, feature_cache_mb=0))
+    stored, rows = plain.rows["train"]
+    size = np.minimum(np.diff(plain.words[stored].offsets)[rows], 60).sum() * 4
+    dm = ready(make(**settings, feature_cache_mb=size / 2**20))
+    assert _epoch(dm) == _epoch(plain) and dm._features["train"] is not None
+
+
 @pytest.mark.parametrize("bad", [-1, "lots", True])
 def test_feature_cache_mb_must_be_a_size(bad):
     with pytest.raises(UserError, match=r"^data\.feature_cache_mb must be a size in MB"):
