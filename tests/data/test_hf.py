@@ -9,6 +9,7 @@ import pytest
 from conftest import QUIET, train_in_process, write_table
 from conftest import table_rows as rows
 from embedclf.data.hf_datamodule import HFDataModule
+from embedclf.data.storebuild import build_store
 from embedclf.data.tokenstore import TokenizedCorpus
 from embedclf.util.errors import UserError
 
@@ -126,3 +127,17 @@ def test_a_streamed_block_names_its_row(dirs, tmp_path, monkeypatch):
     labels[15] = -1  # the 16th row: in the third block
     with pytest.raises(UserError, match=r"split train: row 16 has no label$"):
         ready(dirs, load_from_disk=str(saved(tmp_path, labels)), text="sentence")
+
+
+def test_a_streamed_build_loads_the_dataset_once(dirs, tmp_path, monkeypatch):
+    """identity (the store's key), row_counts, stream and classes_of share one load."""
+    from embedclf.data.readers import hf
+
+    folder = saved(tmp_path)
+    loads = []
+    real_load = hf.HFDataset._load
+    monkeypatch.setattr(hf.HFDataset, "_load", lambda self: loads.append(1) or real_load(self))
+    source = ready(dirs, load_from_disk=str(folder), text="sentence").source()
+    loads.clear()
+    build_store(source, tmp_path / "store", filters="", lower=True)
+    assert source.identity() and loads == [1]

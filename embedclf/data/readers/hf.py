@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -56,6 +57,12 @@ class HFDataset:
             reason = " ".join(str(err).split())[:160]
             raise DataError(f"datasets cannot load {what} ({reason})") from None
 
+    @cached_property
+    def _loaded(self) -> dict[str, Any]:
+        """The splits by role, loaded once for identity, stream, row_counts and classes_of
+        (``datasets`` maps them from its cache: nothing is read into memory here)."""
+        return self._splits(self._load())
+
     def _splits(self, loaded: Any) -> dict[str, Any]:
         present = list(loaded.keys()) if hasattr(loaded, "keys") else []
         out = {}
@@ -72,7 +79,7 @@ class HFDataset:
         return out
 
     def identity(self) -> object:
-        splits = self._splits(self._load())
+        splits = self._loaded
         return {
             "source": str(self),
             "name": self.name,
@@ -83,7 +90,7 @@ class HFDataset:
         }
 
     def read(self, *, unlabelled: bool = False) -> tuple[LabelledTexts, list[str]]:
-        splits = self._splits(self._load())
+        splits = self._loaded
         texts, raw, where = {}, {}, {}
         names: Sequence[str] | None = None
         for role, ds in splits.items():
@@ -102,7 +109,7 @@ class HFDataset:
     def stream(self) -> Iterator[tuple[str, list[str], list[Any]]]:
         """``(split, texts, raw labels)`` :data:`BLOCK_ROWS` at a time, ``train`` first: the
         token store is built without holding a split's texts (``datasets`` maps them)."""
-        splits, rows = self._splits(self._load()), BLOCK_ROWS
+        splits, rows = self._loaded, BLOCK_ROWS
         for role in sorted(splits, key=lambda name: name != "train"):
             ds = splits[role]
             where = self._checked(role, ds)
@@ -112,11 +119,11 @@ class HFDataset:
                 yield role, texts, _labels(block[self.label], where, start)
 
     def row_counts(self) -> dict[str, int]:
-        return {role: len(ds) for role, ds in self._splits(self._load()).items()}
+        return {role: len(ds) for role, ds in self._loaded.items()}
 
     def classes_of(self, raw: Mapping[str, list[Any]]) -> tuple[list[str], dict[str, np.ndarray]]:
         """The class names and integer labels of what :meth:`stream` gave."""
-        splits = self._splits(self._load())
+        splits = self._loaded
         names = next((n for ds in splits.values() if (n := self._names(ds))), None)
         where = {role: f"{self} split {self.splits[role]}" for role in raw}
         found = labelled({}, dict(raw), where, names=names)
