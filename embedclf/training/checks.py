@@ -26,6 +26,15 @@ def _whole(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _schedule_ended(checkpoint: dict) -> bool:
+    """Whether a checkpoint's scheduler has brought every learning rate to 0 (a linear decay's
+    end: ``experiment=ngram``'s), where training on would update nothing."""
+    if not checkpoint.get("lr_schedulers"):
+        return False
+    groups = [g for state in checkpoint.get("optimizer_states", []) for g in state["param_groups"]]
+    return bool(groups) and all(float(group.get("lr", 1.0)) == 0.0 for group in groups)
+
+
 def _require(ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(message)
@@ -162,6 +171,12 @@ def check_against_data(cfg: DictConfig, datamodule: TextFolderDataModule) -> Non
             setting != "resume" or wanted in (None, -1) or wanted > epochs,
             f"resume={path} has trained {epochs} epochs already, and trainer.max_epochs="
             f"{wanted} asks for no more; set trainer.max_epochs above {epochs}",
+        )
+        _require(
+            setting != "resume" or not _schedule_ended(checkpoint),
+            f"resume={path} has reached the end of its learning-rate schedule (model.scheduler: "
+            f"lr 0 after {epochs} epochs), so more epochs would not change it; train anew "
+            f"with trainer.max_epochs={wanted} instead",
         )
         _require(
             theirs == datamodule.featurizer,
