@@ -315,19 +315,31 @@ def test_scheduler_from_config_steps_once_per_epoch(dirs, tiny_tree):
     assert last["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(0.01 * 0.5**3)
 
 
-def test_ngram_lr_falls_linearly_and_a_resume_past_its_end_is_refused(dirs, tiny_tree):
-    """experiment=ngram's rate falls by epoch to 0 at max_epochs, as fastText's falls; more
-    epochs from its last checkpoint would train at lr 0, so they are refused in one line."""
-    common = ["experiment=ngram", f"data.root={tiny_tree}", "data.buckets=1000", "data.maxlen=64"]
+def test_a_resume_past_the_end_of_a_schedule_that_reached_lr_0_is_refused(dirs, tiny_tree):
+    """A linear decay to 0 at max_epochs (fastText's kind of schedule): more epochs from its
+    last checkpoint would train at lr 0, so they are refused in one line."""
+    common = [
+        "experiment=ngram",
+        f"data.root={tiny_tree}",
+        "data.buckets=1000",
+        "data.maxlen=64",
+        "model.scheduler={_target_:torch.optim.lr_scheduler.LinearLR,_partial_:true,"
+        "start_factor:1.0,end_factor:0.0,total_iters:${trainer.max_epochs}}",
+    ]
     train_in_process(dirs["run"] / "first", *common, "trainer.max_epochs=2")
     last = dirs["run"] / "first" / "checkpoints" / "last.ckpt"
     state = torch.load(last, weights_only=True)
     assert state["optimizer_states"][0]["param_groups"][0]["lr"] == 0.0
-    assert state["lr_schedulers"][0]["_last_lr"] == [0.0] * len(
-        state["lr_schedulers"][0]["_last_lr"]
-    )
     with pytest.raises(UserError, match=r"^resume=.* end of its learning-rate schedule .*lr 0"):
         train_in_process(dirs["run"] / "second", *common, "trainer.max_epochs=4", f"resume={last}")
+    # a schedule that has not reached 0 resumes (total_iters 4: lr 0.25 after 2 epochs)
+    longer = [*common[:-1], common[-1].replace("${trainer.max_epochs}", "4")]
+    train_in_process(dirs["run"] / "third", *longer, "trainer.max_epochs=2")
+    last = dirs["run"] / "third" / "checkpoints" / "last.ckpt"
+    resumed = train_in_process(
+        dirs["run"] / "fourth", *longer, "trainer.max_epochs=4", f"resume={last}"
+    )
+    assert resumed["epochs"] == 4
 
 
 def test_a_scheduler_outside_torch_is_refused(dirs, tiny_tree):
