@@ -139,3 +139,26 @@ def test_pad_mixed_modes_and_value():
 def test_pad_rejects_bad_settings(kwargs):
     with pytest.raises(ValueError):
         pad_sequences(SEQS, **kwargs)
+
+
+@pytest.mark.parametrize("filters", [KERAS_FILTERS, KERAS_FILTERS + "«»—"])
+def test_corpus_words_equal_the_per_text_words_on_non_ascii_text(filters):
+    """split_corpus replaces ASCII filters in the texts' UTF-8 bytes (and non-ASCII ones with
+    str.translate): the words are those of KerasTokenizer.words, text by text."""
+    from embedclf.text.tokenizer import split_corpus
+
+    texts = [
+        "Amélie (2001) — «magnifique»!!  Ça marche,très bien.",
+        "日本語の映画、すごい!\tnaïve café-au-lait",
+        "emoji 🎬🍿, ÉCOLE\nİstanbul ß ǅ",
+        "lone \udce9 surrogate, kept",
+        "",
+        "plain ascii, only.",
+    ]
+    tok = KerasTokenizer(filters=filters)
+    [docs] = list(split_corpus(texts, filters))
+    assert docs == [tok.words(text) for text in texts]
+    if filters == KERAS_FILTERS:
+        assert docs[0] == ["amélie", "2001", "—", "«magnifique»", "ça", "marche", "très", "bien"]
+    else:
+        assert docs[0] == ["amélie", "2001", "magnifique", "ça", "marche", "très", "bien"]
