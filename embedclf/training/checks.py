@@ -27,8 +27,8 @@ def _whole(value: Any) -> bool:
 
 
 def _schedule_ended(checkpoint: dict) -> bool:
-    """Whether a checkpoint's scheduler has brought every learning rate to 0 (a linear decay's
-    end: ``experiment=ngram``'s), where training on would update nothing."""
+    """Whether a checkpoint's scheduler has brought every learning rate to 0 (the end of a
+    decay to 0 such as ``LinearLR(end_factor=0)``), where training on would update nothing."""
     if not checkpoint.get("lr_schedulers"):
         return False
     groups = [g for state in checkpoint.get("optimizer_states", []) for g in state["param_groups"]]

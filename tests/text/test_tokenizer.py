@@ -6,7 +6,13 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from embedclf.text.tokenizer import KERAS_FILTERS, KerasTokenizer, fit_corpus, pad_sequences
+from embedclf.text.tokenizer import (
+    KERAS_FILTERS,
+    KerasTokenizer,
+    fit_corpus,
+    pad_sequences,
+    split_corpus,
+)
 
 
 def test_words_lowercase_filters_and_empty_pieces():
@@ -145,8 +151,6 @@ def test_pad_rejects_bad_settings(kwargs):
 def test_corpus_words_equal_the_per_text_words_on_non_ascii_text(filters):
     """split_corpus replaces ASCII filters in the texts' UTF-8 bytes (and non-ASCII ones with
     str.translate): the words are those of KerasTokenizer.words, text by text."""
-    from embedclf.text.tokenizer import split_corpus
-
     texts = [
         "Amélie (2001) — «magnifique»!!  Ça marche,très bien.",
         "日本語の映画、すごい!\tnaïve café-au-lait",
