@@ -53,6 +53,7 @@ class Predictor:
         checkpoint = load_checkpoint(checkpoint_path, setting)
         where = f"{setting}={checkpoint_path}"
         self.featurizer = featurizer_of(checkpoint, where)
+        self.lookup = self.featurizer.word_lookup  # built with the model, not by a first batch
         self.module = module_from_checkpoint(checkpoint, where)
         self.classes = list(self.featurizer.classes)
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from embedclf.text.ngrams import hashed_ngrams
 from embedclf.text.ragged import Ragged
-from embedclf.text.tokenizer import SIDES, ids_of, pad_ragged
+from embedclf.text.tokenizer import SIDES, WordLookup, pad_ragged
 from embedclf.util.errors import CheckpointError
 
 FEATURIZER_FORMAT = 1
@@ -58,8 +58,13 @@ class TextFeaturizer:
         """word -> id, built once (a predictor encodes many batches with it)."""
         return {word: i for i, word in enumerate(self.vocab) if i}
 
+    @cached_property
+    def word_lookup(self) -> WordLookup:
+        """The vocabulary as Arrow's lookup keys, built once like :attr:`word_index`."""
+        return WordLookup(self.word_index)
+
     def word_ids(self, texts: Sequence[str]) -> Ragged:
-        return ids_of(list(texts), self.word_index, self.filters, self.lower)
+        return self.word_lookup.ids(texts, self.filters, self.lower)
 
     def features(self, ids: Ragged) -> Ragged:
         return hashed_ngrams(ids, self.ngrams, self.buckets, len(self.vocab))

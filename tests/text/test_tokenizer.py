@@ -6,6 +6,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from embedclf.text import tokenizer
 from embedclf.text.tokenizer import (
     KERAS_FILTERS,
     KerasTokenizer,
@@ -55,9 +56,13 @@ def keras_reference(train: list[str], others: dict[str, list[str]]):
     return ["", *ranked], [0, *(counts[w] for w in ranked)], ids
 
 
-def test_fit_corpus_matches_keras_counting_ranking_and_lookup():
+@pytest.mark.parametrize("chunk_bytes", [None, 97])
+def test_fit_corpus_matches_keras_counting_ranking_and_lookup(chunk_bytes, monkeypatch):
     """One pass over the training texts gives Keras's vocabulary, counts and ids: many ties,
-    words only the test texts have, empty texts, and more texts than one chunk."""
+    words only the test texts have, empty texts, and more texts than one chunk (of texts, and
+    of bytes: words first seen in a later chunk rank after those of earlier ones)."""
+    if chunk_bytes:
+        monkeypatch.setattr(tokenizer, "_CHUNK_BYTES", chunk_bytes)
     rng = random.Random(0)
     words = [f"w{i}" for i in range(300)]
     texts = {
@@ -147,18 +152,41 @@ def test_pad_rejects_bad_settings(kwargs):
         pad_sequences(SEQS, **kwargs)
 
 
+NON_ASCII_TEXTS = [
+    "Amélie (2001) — «magnifique»!!  Ça marche,très bien.",
+    "日本語の映画、すごい!\tnaïve café-au-lait",
+    "emoji 🎬🍿, ÉCOLE\nİstanbul ß ǅ",
+    "lone \udce9 surrogate, kept",
+    "",
+    "plain ascii, only.",
+    "Amélie again: ça, and the CAFÉ-au-lait of İstanbul",
+]
+
+
+@pytest.mark.parametrize("chunk_bytes", [None, 1, 60])
+@pytest.mark.parametrize("filters", [KERAS_FILTERS, KERAS_FILTERS + "«»—"])
+def test_fit_corpus_ids_equal_keras_on_non_ascii_text(filters, chunk_bytes, monkeypatch):
+    """The byte path (numpy splits the UTF-8 bytes, Arrow counts and looks the words up) gives
+    Keras's vocabulary and ids on accented, CJK, emoji, case-changing and lone-surrogate text,
+    a chunk at a time or all at once; non-ASCII filters take the per-word path."""
+    if chunk_bytes:
+        monkeypatch.setattr(tokenizer, "_CHUNK_BYTES", chunk_bytes)
+    train, test = NON_ASCII_TEXTS[:5], NON_ASCII_TEXTS[3:]
+    vocab, counts, ids = fit_corpus({"train": train, "test": test}, filters)
+    tok = KerasTokenizer(filters=filters).fit_on_texts(train)
+    assert vocab == tok.vocabulary()
+    assert counts.tolist() == [0, *(tok.word_counts[w] for w in vocab[1:])]
+    for split, texts in (("train", train), ("test", test)):
+        want = [[tok.word_index[w] for w in tok.words(t) if w in tok.word_index] for t in texts]
+        assert [seq.tolist() for seq in ids[split].sequences()] == want
+    assert "lone" in vocab and "\udce9" in vocab and "istanbul" not in vocab  # İ lowers to i̇
+
+
 @pytest.mark.parametrize("filters", [KERAS_FILTERS, KERAS_FILTERS + "«»—"])
 def test_corpus_words_equal_the_per_text_words_on_non_ascii_text(filters):
     """split_corpus replaces ASCII filters in the texts' UTF-8 bytes (and non-ASCII ones with
     str.translate): the words are those of KerasTokenizer.words, text by text."""
-    texts = [
-        "Amélie (2001) — «magnifique»!!  Ça marche,très bien.",
-        "日本語の映画、すごい!\tnaïve café-au-lait",
-        "emoji 🎬🍿, ÉCOLE\nİstanbul ß ǅ",
-        "lone \udce9 surrogate, kept",
-        "",
-        "plain ascii, only.",
-    ]
+    texts = NON_ASCII_TEXTS[:6]
     tok = KerasTokenizer(filters=filters)
     [docs] = list(split_corpus(texts, filters))
     assert docs == [tok.words(text) for text in texts]
