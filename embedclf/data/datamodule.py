@@ -153,6 +153,9 @@ class TextDataModule(pl.LightningDataModule):
     Args:
         cache_dir: overrides ``$EMBEDCLF_CACHE_DIR``.
         num_words, filters, lower: the Keras tokeniser's settings (``num_words=None``: all).
+        unseen_words: ``drop`` (Keras): words of the validation and test texts that training
+            never saw are dropped; ``keep``: they get ids after the training words, so that
+            pretrained vectors stand for them (their rows are never trained).
         ngrams, buckets: add hashed word n-grams up to ``ngrams`` into ``buckets`` ids.
         maxlen, padding, truncating: Keras ``pad_sequences`` settings.
         train_samples: training rows kept after the shuffle; ``None`` keeps all but val.
@@ -178,6 +181,7 @@ class TextDataModule(pl.LightningDataModule):
         num_words: int | None = 10000,
         filters: str = KERAS_FILTERS,
         lower: bool = True,
+        unseen_words: str = "drop",
         ngrams: int = 1,
         buckets: int = 0,
         maxlen: int = 20,
@@ -195,6 +199,8 @@ class TextDataModule(pl.LightningDataModule):
         feature_cache_mb: float = 256,
     ) -> None:
         super().__init__()
+        if unseen_words not in ("drop", "keep"):
+            raise ConfigError(f"data.unseen_words must be drop or keep, got {unseen_words!r}")
         if not isinstance(length_buckets, bool):
             raise ConfigError(f"data.length_buckets must be true or false, got {length_buckets!r}")
         if isinstance(feature_cache_mb, bool) or not (
@@ -230,6 +236,7 @@ class TextDataModule(pl.LightningDataModule):
             lower=hp.lower,
             cache_dir=hp.cache_dir,
             encoder=self._checkpoint_vocab,
+            keep_unseen=hp.unseen_words == "keep",
         )
 
     def prepare_data(self) -> None:
@@ -241,6 +248,7 @@ class TextDataModule(pl.LightningDataModule):
             filters=hp.filters,
             lower=hp.lower,
             encoder=self._checkpoint_vocab,
+            keep_unseen=hp.unseen_words == "keep",
         )
 
     # -- setup (every process) --------------------------------------------------------

@@ -140,7 +140,8 @@ class _Split:
 class _Vocabulary:
     """The corpus's words in first-seen order with counts, then (``rank()``) Keras's ids."""
 
-    def __init__(self, encoder: TextFeaturizer | None) -> None:
+    def __init__(self, encoder: TextFeaturizer | None, keep_unseen: bool = False) -> None:
+        self.keep_unseen = keep_unseen and encoder is None  # a checkpoint's vocabulary is fixed
         self.seen = FirstSeen()  # word -> first-seen index, a new word the next one
         self.counts = np.zeros(0, np.int64)
         self.index: dict[str, int] | None = encoder.word_index if encoder is not None else None
@@ -165,8 +166,15 @@ class _Vocabulary:
         self.counts = np.concatenate([[0], self.counts[order]])
 
     def lookup(self, words: list[str], flat: np.ndarray) -> np.ndarray:
-        """A block's ids in the ranked (or the checkpoint's) vocabulary; 0: not in it."""
+        """A block's ids in the ranked (or the checkpoint's) vocabulary; 0: not in it. With
+        ``keep_unseen``, a word training never saw is appended to the vocabulary (count 0)."""
         assert self.index is not None
+        if self.keep_unseen:
+            new = [word for word in dict.fromkeys(words) if word not in self.index]
+            first = len(self.vocab)
+            self.index.update(zip(new, range(first, first + len(new)), strict=True))
+            self.vocab += new
+            self.counts = np.concatenate([self.counts, np.zeros(len(new), np.int64)])
         return np.fromiter(map(self.index.get, words, [0] * len(words)), np.int32, len(words))[flat]
 
 
@@ -177,12 +185,18 @@ def build_store(
     filters: str,
     lower: bool,
     encoder: TextFeaturizer | None = None,
+    keep_unseen: bool = False,
 ) -> None:
-    """Read, tokenise and write the token store ``path`` (atomically) for ``dataset``."""
+    """Read, tokenise and write the token store ``path`` (atomically) for ``dataset``.
+
+    ``keep_unseen``: words of the other splits that training never saw get ids after the
+    training vocabulary (in first-seen order, count 0) instead of being dropped, so that
+    pretrained vectors can stand for them (the vocabulary of Kim (2014): every split's texts,
+    never their labels)."""
     started = time.perf_counter()
     log.info("reading and tokenising %s", dataset)
     blocks, label, totals = blocks_of(dataset)
-    vocabulary = _Vocabulary(encoder)
+    vocabulary = _Vocabulary(encoder, keep_unseen)
     splits: dict[str, _Split] = {}
     with atomic_directory(path) as tmp:
         writer = StoreWriter(tmp)
@@ -282,6 +296,7 @@ def ensure(
     filters: str,
     lower: bool,
     encoder: TextFeaturizer | None = None,
+    keep_unseen: bool = False,
 ) -> None:
     """Build the store ``path`` unless it exists, one process at a time. Where this
     process's early child (:func:`start_building`) failed on the disk, its error is raised as
@@ -295,7 +310,14 @@ def ensure(
         failure = _child_failure(path)
         if failure is not None:
             raise DataError(failure)
-        build_store(as_dataset(source), path, filters=filters, lower=lower, encoder=encoder)
+        build_store(
+            as_dataset(source),
+            path,
+            filters=filters,
+            lower=lower,
+            encoder=encoder,
+            keep_unseen=keep_unseen,
+        )
 
 
 # the early children this process started, by store path, with the end of a pipe on which a
@@ -323,7 +345,12 @@ def _stop(signum: int, frame: object) -> None:
 
 
 def _build_quietly(
-    source: TextDataset, path: Path, filters: str, lower: bool, report: Connection
+    source: TextDataset,
+    path: Path,
+    filters: str,
+    lower: bool,
+    keep_unseen: bool,
+    report: Connection,
 ) -> None:
     """The child's whole life: build, and never let an error out (the run reports it; a
     DiskError's message goes to the parent through ``report``).
@@ -334,7 +361,7 @@ def _build_quietly(
     code = 0
     try:
         signal.signal(signal.SIGTERM, _stop)
-        ensure(source, path, filters=filters, lower=lower)
+        ensure(source, path, filters=filters, lower=lower, keep_unseen=keep_unseen)
     except DiskError as err:  # the run would meet the same disk: it takes this error as is
         report.send(str(err))
         code = 1
@@ -373,7 +400,14 @@ def start_building(data: Mapping[str, Any]) -> BaseProcess | None:
         source = FolderDataset(found, follow_links=bool(data.get("follow_links", False)))
         # as given, not converted: the key must be the one the data module computes
         filters, lower = data.get("filters", KERAS_FILTERS), data.get("lower", True)
-        path = cache_path(source, filters=filters, lower=lower, cache_dir=data.get("cache_dir"))
+        keep_unseen = data.get("unseen_words", "drop") == "keep"
+        path = cache_path(
+            source,
+            filters=filters,
+            lower=lower,
+            cache_dir=data.get("cache_dir"),
+            keep_unseen=keep_unseen,
+        )
     except Exception:
         return None
     if path.exists():
@@ -381,7 +415,7 @@ def start_building(data: Mapping[str, Any]) -> BaseProcess | None:
     context = multiprocessing.get_context("fork")
     reader, writer = context.Pipe(duplex=False)
     child = context.Process(
-        target=_build_quietly, args=(source, path, filters, lower, writer), daemon=True
+        target=_build_quietly, args=(source, path, filters, lower, keep_unseen, writer), daemon=True
     )
     try:
         child.start()

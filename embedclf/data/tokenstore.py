@@ -37,14 +37,17 @@ def cache_path(
     lower: bool,
     cache_dir: str | None,
     encoder: TextFeaturizer | None = None,
+    keep_unseen: bool = False,
 ) -> Path:
     """Where the ids of ``source`` under these word rules live: a vocabulary fitted on its
-    training texts, or (``encoder``) a checkpoint's own vocabulary."""
+    training texts (``keep_unseen``: with the other splits' new words after it), or
+    (``encoder``) a checkpoint's own vocabulary."""
+    vocab = "fitted+unseen" if keep_unseen else "fitted"
     settings = {
         "source": as_dataset(source).identity(),
         "filters": filters,
         "lower": lower,
-        "vocab": encoder.digest() if encoder is not None else "fitted",
+        "vocab": encoder.digest() if encoder is not None else vocab,
         "format": TOKENS_FORMAT,
     }
     return resolve_cache_dir(cache_dir) / "tokens" / cache_key(settings)
@@ -67,7 +70,8 @@ class TokenizedCorpus:
 
     ``vocab[i]`` is the word of id ``i`` (``""`` at 0, padding), ranked by count over the
     training texts with ties in order of first appearance (Keras's ranking); ``counts[i]`` is
-    its count. Test words absent from the training texts are dropped, as Keras drops them.
+    its count. Test words absent from the training texts are dropped, as Keras drops them, or
+    (``data.unseen_words=keep``) follow the training words with count 0.
 
     On disk it is a directory: per split, flat ``int32`` ids, ``int64`` offsets (n + 1) and
     labels, each an ``.npy`` file, with the counts beside them and the vocabulary, classes and

@@ -26,6 +26,7 @@ from embedclf.data.dataset import FolderDataset
 from embedclf.data.storebuild import start_building
 from embedclf.data.tokenstore import TokenizedCorpus, cache_path
 from embedclf.text.tokenizer import KERAS_FILTERS, KerasTokenizer
+from embedclf.util.errors import ConfigError
 from embedclf.util.paths import cache_key, file_identity
 
 DATA = {"archive": "aclImdb_v1.tar.gz", "root": None, "lower": True}
@@ -267,6 +268,46 @@ def test_a_streamed_build_by_a_pool_of_workers_gives_the_keras_ids(
         assert store.labels[split].tolist() == [store.classes.index(r["label"]) for r in rows]
     counts = dict(keras.word_counts)
     assert store.counts.tolist() == [0, *(counts[w] for w in store.vocab[1:])]
+
+
+@pytest.mark.parametrize("block", [7, 20_000])
+def test_unseen_words_kept_follow_the_training_vocabulary_in_first_seen_order(
+    dirs, tmp_path, block, monkeypatch
+):
+    """data.unseen_words=keep: training's ids are Keras's as they were, and each word of the
+    validation and test texts that training never saw gets the next id (first seen first,
+    across blocks and splits, count 0) instead of being dropped; the store has its own key."""
+    import embedclf.data.storebuild as storebuild
+    from embedclf.data.file_datamodules import TableDataModule
+
+    monkeypatch.setattr(storebuild, "BLOCK_TEXTS", block)
+    train, val, test = table_rows(30, seed=1), table_rows(12, seed=3), table_rows(15, seed=2)
+    val[0]["text"] = "zzfirst unseen words zzsecond"
+    test[-1]["text"] = "zzsecond zzthird"
+    for name, rows in (("train", train), ("val", val), ("test", test)):
+        write_table(tmp_path / f"{name}.csv", rows)
+    files = {s: str(tmp_path / f"{s}.csv") for s in ("train", "val", "test")}
+    kept = TableDataModule(**files, num_words=None, unseen_words="keep")
+    dropped = TableDataModule(**files, num_words=None)
+    for data in (kept, dropped):
+        data.prepare_data()
+        data.setup("fit")
+    assert kept._tokens_path(kept.source()) != dropped._tokens_path(dropped.source())
+    keras = KerasTokenizer().fit_on_texts([r["text"] for r in train])
+    n = len(keras.vocabulary())
+    store = kept.corpus
+    assert store.vocab[:n] == keras.vocabulary() == dropped.corpus.vocab
+    order = [w for r in val + test for w in keras.words(r["text"])]
+    unseen = list(dict.fromkeys(w for w in order if w not in keras.word_index))
+    assert "zzfirst" in unseen and unseen.index("zzsecond") < unseen.index("zzthird")
+    assert store.vocab[n:] == unseen and store.counts[n:].tolist() == [0] * len(unseen)
+    index = {w: i for i, w in enumerate(store.vocab) if i}
+    for split, rows in (("train", train), ("val", val), ("test", test)):
+        got = [seq.tolist() for seq in store.ids[split].sequences()]
+        assert got == [[index[w] for w in keras.words(r["text"])] for r in rows]
+    assert kept.featurizer.vocab == store.vocab  # predict looks those words up too
+    with pytest.raises(ConfigError, match=r"data\.unseen_words must be drop or keep"):
+        TableDataModule(**files, unseen_words="yes")
 
 
 def test_a_child_that_fails_on_the_disk_gives_its_error_and_nothing_is_tokenised_twice(
