@@ -20,7 +20,9 @@ import argparse
 import json
 import os
 import sys
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -68,11 +70,34 @@ class Predictor:
             tokens = Tokens.from_ragged(features, self.featurizer.padding)
             return self.module.probabilities(self.module(tokens))
 
+    def probabilities_of(
+        self, batches: Iterable[Sequence[str]], workers: int | None = None
+    ) -> Iterator[torch.Tensor]:
+        """:meth:`probabilities` of each batch, in order, by ``workers`` threads (default: one
+        per core) a few batches ahead of the caller. Splitting words (Arrow, numpy) and the
+        forward pass (torch) release the GIL, so batches overlap: on 2 cores, IMDB's test
+        reviews take 0.7 s where one batch at a time takes 1.2 s."""
+        workers = workers or usable_cores()
+        if workers < 2:
+            yield from map(self.probabilities, batches)
+            return
+        with ThreadPoolExecutor(workers, thread_name_prefix="predict") as pool:
+            pending: deque[Future[torch.Tensor]] = deque()
+            for batch in batches:
+                pending.append(pool.submit(self.probabilities, batch))
+                if len(pending) > workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+
     def predict(self, texts: Sequence[str]) -> list[dict[str, Any]]:
         """``{"label": class, "probs": {class: p}}`` for each text, in order."""
         if not texts:
             return []
-        probs = self.probabilities(texts)
+        return self.results(self.probabilities(texts))
+
+    def results(self, probs: torch.Tensor) -> list[dict[str, Any]]:
+        """:meth:`predict`'s dicts for rows of class probabilities."""
         best = probs.argmax(-1).tolist()  # ties go to the first class, as accuracy scores them
         return [
             {
@@ -87,8 +112,8 @@ def predict_texts(checkpoint_path: str | Path, texts: Sequence[str]) -> list[dic
     """Classify ``texts`` with the checkpoint: a dict per text (see :meth:`Predictor.predict`)."""
     predictor = Predictor(checkpoint_path)
     out: list[dict[str, Any]] = []
-    for batch in batched(texts, DEFAULT_BATCH_SIZE):
-        out += predictor.predict(batch)
+    for probs in predictor.probabilities_of(batched(texts, DEFAULT_BATCH_SIZE)):
+        out += predictor.results(probs)
     return out
 
 
@@ -96,6 +121,13 @@ def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
     iterator = iter(items)
     while batch := list(islice(iterator, size)):
         yield batch
+
+
+def usable_cores() -> int:
+    """The cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 # -- reading the input -----------------------------------------------------------------------
@@ -187,9 +219,16 @@ def run(argv: Sequence[str] | None = None) -> None:
     count = 0
     # a progress bar on stderr when it is a terminal: large inputs take a while
     with tqdm(desc="classifying", unit=" texts", disable=None, file=sys.stderr) as progress:
-        for batch in batched(texts, args.batch_size):
-            results = predictor.predict([text for _, text in batch])
-            for (kept, _), result in zip(batch, results, strict=True):
+        batches = deque[list[tuple[dict[str, Any], str]]]()  # those being scored, in order
+
+        def texts_of_batches() -> Iterator[list[str]]:
+            for batch in batched(texts, args.batch_size):
+                batches.append(batch)
+                yield [text for _, text in batch]
+
+        for probs in predictor.probabilities_of(texts_of_batches()):
+            batch = batches.popleft()
+            for (kept, _), result in zip(batch, predictor.results(probs), strict=True):
                 print(json.dumps({**kept, **result}))
             count += len(batch)
             progress.update(len(batch))

@@ -121,6 +121,22 @@ def test_predict_texts_reproduces_the_runs_test_accuracy(trained):
         assert abs(sum(r["probs"].values()) - 1) < 1e-6
 
 
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_batches_scored_by_threads_come_back_in_order_with_the_same_probabilities(trained, workers):
+    """probabilities_of scores batches a few ahead on threads: each result is its own batch's
+    (in input order), equal to scoring that batch alone; a batch that fails raises its error."""
+    texts, _ = read_dataset(trained["tree"])
+    reviews = texts.texts["test"]
+    batches = list(predict.batched(reviews, 3))
+    predictor = predict.Predictor(trained["ckpt"])
+    got = list(predictor.probabilities_of(iter(batches), workers=workers))
+    assert [len(p) for p in got] == [len(b) for b in batches]
+    for probs, batch in zip(got, batches, strict=True):
+        torch.testing.assert_close(probs, predictor.probabilities(batch), rtol=0, atol=1e-6)
+    with pytest.raises(AttributeError):  # None is no text
+        list(predictor.probabilities_of([reviews[:2], [None], reviews[:2]], workers=workers))
+
+
 def test_predict_needs_only_the_checkpoint(trained, tmp_path, monkeypatch):
     texts = ["a great and wonderful film", "boring awful plot, hated it"]
     before = predict.predict_texts(trained["ckpt"], texts)
