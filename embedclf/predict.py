@@ -11,7 +11,8 @@ classifies the rows of a CSV, TSV, JSON lines or Parquet file and copies the kep
 into each line. The checkpoint alone is enough: its text encoder
 holds the vocabulary, tokeniser, padding and classes, so no dataset, token cache or ``conf/``
 is read, and the text is preprocessed exactly as in training. Texts are encoded and scored a
-batch at a time under ``torch.inference_mode``, without a Lightning Trainer.
+batch at a time under ``torch.inference_mode``, without a Lightning Trainer, by one thread per
+core a few batches ahead (output stays in input order).
 """
 
 from __future__ import annotations

@@ -148,3 +148,16 @@ def test_run_dirs_are_sub_second_and_outputs_derive_from_the_run_dir():
     assert raw["trainer"]["default_root_dir"] == "${paths.output_dir}"
     assert raw["callbacks"]["model_checkpoint"]["dirpath"].startswith("${paths.output_dir}")
     assert raw["logger"]["tensorboard"]["save_dir"] == "${paths.output_dir}"
+
+
+@pytest.mark.parametrize(
+    ("search", "experiment"), [("optuna", "bag_learned"), ("sentence", "sentence_rnn")]
+)
+def test_every_search_sweeps_settings_its_experiment_has(search, experiment, tmp_path):
+    """A search that names a setting the config lacks would only fail at its first trial."""
+    assert {"optuna", "sentence"} == set(options("hparams_search"))
+    cfg = compose_cfg(f"hparams_search={search}", f"experiment={experiment}", output_dir=tmp_path)
+    params = cfg.hydra.sweeper.params
+    assert params and cfg.hydra.sweeper.direction == "maximize"
+    for key in params:
+        assert OmegaConf.select(cfg, key, default="missing") != "missing", key
