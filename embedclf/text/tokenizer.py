@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from functools import cached_property
 from itertools import chain, repeat
 
 import numpy as np
@@ -85,15 +86,39 @@ def ids_of(
 
 class WordLookup:
     """word -> id for whole chunks of text at once: with ASCII rules the words are split out
-    of the texts' bytes by numpy and looked up in Arrow's hash table (``index_in``), so no
-    Python object is made per word; other rules take the per-word dict path. Built once per
-    vocabulary, since a predictor encodes many batches with one."""
+    of the texts' bytes by numpy and looked up without a Python object per word; other rules
+    take the per-word dict path. Built once per vocabulary, since a predictor encodes many
+    batches with one.
+
+    A chunk's words are looked up in Arrow's hash table of the vocabulary (``index_in``,
+    which builds it on every call) where the vocabulary is small beside the chunk; else the
+    chunk's distinct words (``dictionary_encode``) are looked up in the dict. On IMDB's test
+    reviews in batches of 1,024 the two tie with the training vocabulary (89k words); with a
+    vocabulary of 1.1M words the hash table takes 7.1 s and the dict 0.8 s."""
 
     def __init__(self, index: Mapping[str, int]) -> None:
         self.index = index
-        self._words = pa.array([_utf8(word) for word in index], pa.large_binary())
         # each word's id, and 0 (dropped) last: an unknown word's place, -1, picks it
         self._ids = np.append(np.fromiter(index.values(), np.int32, len(index)), np.int32(0))
+
+    @cached_property
+    def _words(self) -> pa.LargeBinaryArray:
+        return pa.array([_utf8(word) for word in self.index], pa.large_binary())
+
+    def ids_by_hash_table(self, words: pa.LargeBinaryArray) -> np.ndarray:
+        found = pc.index_in(words, value_set=self._words).fill_null(-1)
+        return self._ids[found.to_numpy(zero_copy_only=False)]
+
+    def ids_by_dict(self, words: pa.LargeBinaryArray) -> np.ndarray:
+        encoded = pc.dictionary_encode(words)
+        try:
+            distinct = encoded.dictionary.cast(pa.large_string()).to_pylist()
+        except pa.ArrowInvalid:  # a lone surrogate's bytes are not UTF-8
+            raw = encoded.dictionary.to_pylist()
+            distinct = [word.decode("utf-8", "surrogatepass") for word in raw]
+        get = self.index.get
+        ids = np.fromiter(map(get, distinct, repeat(0)), np.int32, len(distinct))
+        return ids[encoded.indices.to_numpy()]
 
     def ids(
         self,
@@ -105,9 +130,8 @@ class WordLookup:
         flats, lengths = [], []
         if _ascii_rules(filters, split):
             for words, counts in word_chunks(texts, filters, lower, split):
-                found = pc.index_in(words, value_set=self._words).fill_null(-1)
-                at = found.to_numpy(zero_copy_only=False)
-                flats.append(self._ids[at])
+                small = 2 * len(self.index) <= len(words)
+                flats.append((self.ids_by_hash_table if small else self.ids_by_dict)(words))
                 lengths.append(counts)
         else:
             get = self.index.get

@@ -194,3 +194,24 @@ def test_corpus_words_equal_the_per_text_words_on_non_ascii_text(filters):
         assert docs[0] == ["amélie", "2001", "—", "«magnifique»", "ça", "marche", "très", "bien"]
     else:
         assert docs[0] == ["amélie", "2001", "magnifique", "ça", "marche", "très", "bien"]
+
+
+@pytest.mark.parametrize("vocab_words", [3, 10_000])
+def test_both_lookups_give_each_words_id_and_zero_for_unknown_words(vocab_words):
+    """Arrow's hash table (a small vocabulary beside the chunk) and the dict over the chunk's
+    distinct words (a large one) give the same ids, lone surrogates and unknown words too;
+    ids() picks one by the vocabulary's size and gives the per-word path's ids."""
+    texts = [*NON_ASCII_TEXTS, "the the the film film unknownword", "the film"]
+    tok = KerasTokenizer().fit_on_texts(NON_ASCII_TEXTS[:4])
+    index = dict(list(tok.word_index.items())[:4])
+    index.update((f"filler{i}", len(index) + 1) for i in range(vocab_words))
+    lookup = tokenizer.WordLookup(index)
+    [(words, counts)] = list(tokenizer.word_chunks(texts))
+    by_table, by_dict = lookup.ids_by_hash_table(words), lookup.ids_by_dict(words)
+    want = [index.get(w, 0) for t in texts for w in tok.words(t)]
+    assert by_table.tolist() == by_dict.tolist() == want and 0 in want
+    assert counts.tolist() == [len(tok.words(t)) for t in texts]
+    got = lookup.ids(texts)
+    assert [s.tolist() for s in got.sequences()] == [
+        [index[w] for w in tok.words(t) if w in index] for t in texts
+    ]
