@@ -415,3 +415,23 @@ def test_evaluate_on_a_dataset_of_test_rows_only(trained):
     # training still needs train/, and says so in one line
     with pytest.raises(DataError, match="needs train/<class>/"):
         TextFolderDataModule(root=str(only_test)).prepare_data()
+
+
+def test_batches_read_before_bad_input_are_given_before_its_error(trained):
+    """A reading error (a line over --max-bytes) ends the output, after the batches read
+    before it, as when batches were scored one at a time."""
+    predictor = predict.Predictor(trained["ckpt"])
+
+    def batches():
+        yield ["good film"]
+        yield ["bad film"]
+        raise DataError("texts.txt has a line over 20 bytes")
+
+    got = []
+    with pytest.raises(DataError, match="over 20 bytes"):
+        for probs in predictor.probabilities_of(batches(), workers=2):
+            got.append(probs)
+    assert len(got) == 2
+    stopped = predictor.probabilities_of(iter([["good"]] * 5), workers=2)
+    next(stopped)
+    stopped.close()  # a reader that stops early (| head) ends it without an error
