@@ -63,6 +63,10 @@ def check_config(cfg: DictConfig) -> None:
     )
     for key in ("padding", "truncating"):
         _require(data[key] in SIDES, f"data.{key}={data[key]!r} must be one of {', '.join(SIDES)}")
+    unseen = data.get("unseen_words", "drop")
+    _require(unseen in ("drop", "keep"), f"data.unseen_words={unseen!r} must be drop or keep")
+    buckets = data.get("length_buckets", False)
+    _require(isinstance(buckets, bool), f"data.length_buckets={buckets!r} must be true or false")
     val = data.val_samples
     _require(
         (_whole(val) and val >= 0) or (isinstance(val, float) and 0 <= val < 1),
