@@ -33,6 +33,7 @@ from tqdm import tqdm
 from embedclf.data.readers.table import Columns, expand, format_of, iter_texts
 from embedclf.text.inputs import MAX_TEXT_BYTES, folder_texts, line_texts
 from embedclf.util.cli import exit_on_user_error
+from embedclf.util.cores import usable_cores
 from embedclf.util.errors import DataError
 from embedclf.util.startup import quick_imports
 
@@ -56,7 +57,7 @@ class Predictor:
         checkpoint = load_checkpoint(checkpoint_path, setting)
         where = f"{setting}={checkpoint_path}"
         self.featurizer = featurizer_of(checkpoint, where)
-        self.lookup = self.featurizer.word_lookup  # built with the model, not by a first batch
+        self.lookup = self.featurizer.word_lookup  # its dict and ids built now, not by a batch
         self.module = module_from_checkpoint(checkpoint, where)
         self.classes = list(self.featurizer.classes)
 
@@ -132,13 +133,6 @@ def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
     iterator = iter(items)
     while batch := list(islice(iterator, size)):
         yield batch
-
-
-def usable_cores() -> int:
-    """The cores this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 # -- reading the input -----------------------------------------------------------------------

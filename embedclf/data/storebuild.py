@@ -54,6 +54,7 @@ from embedclf.data.tokenstore import StoreWriter, as_dataset, cache_path
 from embedclf.text.featurizer import TextFeaturizer
 from embedclf.text.ragged import Ragged
 from embedclf.text.tokenizer import KERAS_FILTERS, FirstSeen, count_words, rank_order
+from embedclf.util.cores import usable_cores
 from embedclf.util.errors import DataError, DiskError
 from embedclf.util.fileio import atomic_directory, exclusive
 
@@ -110,8 +111,8 @@ def _workers() -> int:
     (a daemonic one, such as train.py's early builder) or there is one core."""
     if multiprocessing.current_process().daemon:
         return 0
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return cores if (cores or 1) > 1 else 0
+    cores = usable_cores()
+    return cores if cores > 1 else 0
 
 
 class _Split:

@@ -110,15 +110,9 @@ class WordLookup:
         return self._ids[found.to_numpy(zero_copy_only=False)]
 
     def ids_by_dict(self, words: pa.LargeBinaryArray) -> np.ndarray:
-        encoded = pc.dictionary_encode(words)
-        try:
-            distinct = encoded.dictionary.cast(pa.large_string()).to_pylist()
-        except pa.ArrowInvalid:  # a lone surrogate's bytes are not UTF-8
-            raw = encoded.dictionary.to_pylist()
-            distinct = [word.decode("utf-8", "surrogatepass") for word in raw]
-        get = self.index.get
-        ids = np.fromiter(map(get, distinct, repeat(0)), np.int32, len(distinct))
-        return ids[encoded.indices.to_numpy()]
+        distinct, places = distinct_words(words)
+        ids = np.fromiter(map(self.index.get, distinct, repeat(0)), np.int32, len(distinct))
+        return ids[places]
 
     def ids(
         self,
@@ -143,6 +137,18 @@ class WordLookup:
         length = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
         offsets = np.concatenate([[0], np.cumsum(length)])
         return Ragged(flat, offsets).keep(flat != 0)
+
+
+def distinct_words(words: pa.LargeBinaryArray) -> tuple[list[str], np.ndarray]:
+    """A chunk's distinct words in order of first appearance, and each word's place among
+    them (``dictionary_encode``): one Python string per distinct word, not per word."""
+    encoded = pc.dictionary_encode(words)
+    try:
+        distinct = encoded.dictionary.cast(pa.large_string()).to_pylist()
+    except pa.ArrowInvalid:  # a lone surrogate's bytes are not UTF-8
+        raw = encoded.dictionary.to_pylist()
+        distinct = [word.decode("utf-8", "surrogatepass") for word in raw]
+    return distinct, encoded.indices.to_numpy(zero_copy_only=False)
 
 
 def _utf8(word: str) -> bytes:
@@ -214,14 +220,10 @@ def count_words(
     flats, lengths = [], []
     if _ascii_rules(filters, split):
         for words, per_text in word_chunks(texts, filters, lower, split):
-            # the chunk's distinct words in order of first appearance, and each word's place
-            # among them; placed among the words of earlier chunks in that same order
-            encoded = pc.dictionary_encode(words)
-            distinct = [
-                raw.decode("utf-8", "surrogatepass") for raw in encoded.dictionary.to_pylist()
-            ]
-            places = np.fromiter(map(seen.__getitem__, distinct), np.int32, len(distinct))
-            flats.append(places[encoded.indices.to_numpy(zero_copy_only=False)])
+            # the chunk's distinct words, placed among those of earlier chunks in order
+            distinct, places = distinct_words(words)
+            firsts = np.fromiter(map(seen.__getitem__, distinct), np.int32, len(distinct))
+            flats.append(firsts[places])
             lengths.append(per_text)
     else:
         for docs in split_corpus(texts, filters, lower, split):
