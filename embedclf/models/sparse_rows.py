@@ -7,7 +7,8 @@ batch's ids, ``torch.unique`` sorts them again, and ``torch.optim.Adagrad`` coal
 sparse gradient (a third sort) and updates the table through sparse additions to the dense
 table and its state. Here the distinct ids are found by marking them in a boolean table (linear,
 no sort), the gradient comes out coalesced, and :class:`RowSparseAdagrad` updates those rows
-with gathers and copies. The arithmetic is Adagrad's: equal to ``torch.optim.Adagrad`` up
+with gathers and copies. On the CPU both steps are numba loops (``models/row_kernels.py``),
+several times faster again. The arithmetic is Adagrad's: equal to ``torch.optim.Adagrad`` up
 to the order of floating-point sums (``tests/models/test_sparse_rows.py``).
 """
 
@@ -18,6 +19,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from embedclf.models import row_kernels
+
 
 class _BagOfRows(torch.autograd.Function):
     @staticmethod
@@ -27,16 +30,22 @@ class _BagOfRows(torch.autograd.Function):
         flat: torch.Tensor,
         offsets: torch.Tensor,
         weights: torch.Tensor,
-        bags: torch.Tensor,
     ) -> torch.Tensor:
-        ctx.save_for_backward(flat, weights, bags)
+        ctx.save_for_backward(flat, offsets, weights)
         ctx.rows = table.shape[0]
-        return F.embedding_bag(flat, table, offsets, mode="sum", per_sample_weights=weights)
+        return F.embedding_bag(flat, table, offsets[:-1], mode="sum", per_sample_weights=weights)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        flat, weights, bags = ctx.saved_tensors
+        flat, offsets, weights = ctx.saved_tensors
+        if row_kernels.usable(flat, grad):
+            distinct, values = row_kernels.rows_gradient(flat, offsets, weights, grad, ctx.rows)
+            return _rows_of(distinct, values, ctx.rows), None, None, None
         # each occurrence's share of its bag's gradient, then summed per distinct id
+        lengths = offsets[1:] - offsets[:-1]
+        bags = torch.repeat_interleave(
+            torch.arange(len(lengths), device=flat.device), lengths, output_size=len(flat)
+        )
         shares = grad.index_select(0, bags).mul_(weights.unsqueeze(1).to(grad.dtype))
         seen = torch.zeros(ctx.rows, dtype=torch.bool, device=flat.device)
         seen[flat] = True
@@ -45,27 +54,28 @@ class _BagOfRows(torch.autograd.Function):
         slot[distinct] = torch.arange(len(distinct), device=flat.device)
         # index_add_, not index_put_(accumulate=True): parallel over rows, 40% faster here
         values = grad.new_zeros(len(distinct), grad.shape[1]).index_add_(0, slot[flat], shares)
-        table_grad = torch.sparse_coo_tensor(
-            distinct.unsqueeze(0), values, (ctx.rows, grad.shape[1]), is_coalesced=True
-        )
-        return table_grad, None, None, None, None
+        return _rows_of(distinct, values, ctx.rows), None, None, None
+
+
+def _rows_of(distinct: torch.Tensor, values: torch.Tensor, rows: int) -> torch.Tensor:
+    """The sparse gradient of a ``rows``-row table: ``values`` for the ascending ``distinct``."""
+    # built here, ascending and in range: torch's invariant check (a pass over it) is not needed
+    return torch.sparse_coo_tensor(
+        distinct.unsqueeze(0),
+        values,
+        (rows, values.shape[1]),
+        is_coalesced=True,
+        check_invariants=False,
+    )
 
 
 def bag_of_rows(
-    table: torch.Tensor,
-    flat: torch.Tensor,
-    offsets: torch.Tensor,
-    weights: torch.Tensor,
-    bags: torch.Tensor | None = None,
+    table: torch.Tensor, flat: torch.Tensor, offsets: torch.Tensor, weights: torch.Tensor
 ) -> torch.Tensor:
     """``F.embedding_bag(flat, table, offsets[:-1], mode="sum", per_sample_weights=weights)``,
     ``(n, dim)`` for ``n + 1`` offsets, whose gradient for ``table`` is sparse and coalesced,
-    one row per distinct id of ``flat`` (``weights`` take no gradient). ``bags``: each id's
-    row number, where the caller has it already."""
-    if bags is None:
-        lengths = offsets[1:] - offsets[:-1]
-        bags = torch.repeat_interleave(torch.arange(len(lengths), device=flat.device), lengths)
-    return _BagOfRows.apply(table, flat, offsets[:-1], weights.detach(), bags)
+    one row per distinct id of ``flat`` (``weights`` take no gradient)."""
+    return _BagOfRows.apply(table, flat, offsets, weights.detach())
 
 
 class RowSparseAdagrad(torch.optim.Adagrad):
@@ -113,6 +123,9 @@ class RowSparseAdagrad(torch.optim.Adagrad):
         values = grad._values()
         if group["maximize"]:
             values = -values
+        if row_kernels.usable(param, values, state["sum"]) and param.dtype == values.dtype:
+            row_kernels.adagrad_rows(param, state["sum"], rows, values, clr, group["eps"])
+            return
         total = state["sum"].index_select(0, rows).addcmul_(values, values)
         state["sum"].index_copy_(0, rows, total)
         std = total.sqrt_().add_(group["eps"])

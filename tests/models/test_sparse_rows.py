@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from embedclf.models import row_kernels
 from embedclf.models.sparse_rows import RowSparseAdagrad, bag_of_rows
 from embedclf.models.specs import OPTIMIZER_MODULE, spec_class
 from embedclf.util.errors import ConfigError
@@ -43,8 +44,16 @@ def train(optimizer_class, steps: int = 6, state: dict | None = None, **settings
     return table.detach(), head.weight.detach(), optimizer
 
 
+@pytest.fixture(params=["kernels", "tensor ops"])
+def path(request, monkeypatch):
+    """Each test on the CPU's numba kernels and on the tensor path that GPUs take."""
+    if request.param == "tensor ops":
+        monkeypatch.setattr(row_kernels, "usable", lambda *tensors: False)
+    return request.param
+
+
 @pytest.mark.parametrize("settings", [{}, {"lr_decay": 0.1, "initial_accumulator_value": 0.1}])
-def test_row_sparse_adagrad_takes_adagrads_steps(settings):
+def test_row_sparse_adagrad_takes_adagrads_steps(settings, path):
     theirs, their_head, their_optimizer = train(torch.optim.Adagrad, **settings)
     ours, our_head, our_optimizer = train(RowSparseAdagrad, **settings)
     assert not torch.equal(ours, torch.randn(ROWS, DIM))
@@ -59,7 +68,7 @@ def test_row_sparse_adagrad_takes_adagrads_steps(settings):
         )
 
 
-def test_rows_no_batch_touched_stay_as_drawn():
+def test_rows_no_batch_touched_stay_as_drawn(path):
     ours, _, optimizer = train(RowSparseAdagrad)
     torch.manual_seed(0)
     drawn = torch.randn(ROWS, DIM)
@@ -85,7 +94,7 @@ def test_an_uncoalesced_gradient_is_summed_first():
     assert table.grad is not None  # the gradient is the caller's again after the step
 
 
-def test_a_checkpoint_of_either_optimiser_resumes_in_the_other():
+def test_a_checkpoint_of_either_optimiser_resumes_in_the_other(path):
     _, _, first = train(torch.optim.Adagrad, steps=3)
     resumed, _, _ = train(RowSparseAdagrad, steps=3, state=first.state_dict())
     _, _, again = train(RowSparseAdagrad, steps=3)
@@ -109,3 +118,40 @@ def test_specs_may_name_it_but_nothing_else_of_the_project():
     for target in ("embedclf.models.sparse_rows.bag_of_rows", "embedclf.util.fileio.Path"):
         with pytest.raises(ConfigError, match="is not a Optimizer"):
             spec_class({"_target_": target}, OPTIMIZER_MODULE, torch.optim.Optimizer)
+
+
+def gradient(flat, offsets, weights, grad, rows):
+    table = torch.zeros(rows, grad.shape[1], dtype=grad.dtype, requires_grad=True)
+    bag_of_rows(table, flat, offsets, weights).backward(grad)
+    return table.grad
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_kernels_gradient_is_the_tensor_paths(dtype, monkeypatch):
+    generator = torch.Generator().manual_seed(1)
+    rows = 1003  # not a multiple of 8: the marks are read eight at a time
+    for _ in range(3):  # the marks must be clear again after each call
+        lengths = torch.randint(0, 300, (37,), generator=generator)
+        lengths[5] = 0  # an empty bag
+        offsets = torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)])
+        flat = torch.randint(0, rows, (int(offsets[-1]),), generator=generator)
+        flat[:50] = rows - 1  # the last row, many times over
+        weights = torch.rand(len(flat), generator=generator, dtype=dtype)
+        grad = torch.randn(len(lengths), 5, generator=generator, dtype=dtype)
+        ours = gradient(flat, offsets, weights, grad, rows)
+        rows_of = ours._indices()[0]
+        assert bool((rows_of[1:] > rows_of[:-1]).all())  # ascending, each once: coalesced
+        with monkeypatch.context() as patch:
+            patch.setattr(row_kernels, "usable", lambda *tensors: False)
+            theirs = gradient(flat, offsets, weights, grad, rows)
+        assert torch.equal(ours._indices(), theirs._indices())
+        assert ours._indices()[0, -1] == rows - 1
+        assert ours._values().dtype == dtype
+        torch.testing.assert_close(ours._values(), theirs._values())
+        dense = torch.zeros(rows, 5, dtype=dtype).index_add_(
+            0,
+            flat,
+            grad[torch.repeat_interleave(torch.arange(len(lengths)), lengths)]
+            * weights.unsqueeze(1).to(dtype),
+        )
+        torch.testing.assert_close(ours.to_dense(), dense)

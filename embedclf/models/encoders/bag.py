@@ -52,19 +52,21 @@ class Bag(Encoder):
         self, embedding: nn.Module, flat: torch.Tensor, offsets: torch.Tensor
     ) -> torch.Tensor:
         lengths = offsets[1:] - offsets[:-1]
-        weights = self.feature_weight[flat]
-        rows = torch.repeat_interleave(torch.arange(len(lengths), device=flat.device), lengths)
+        # index_select, not [] indexing: a third of the time on a batch's 10^5 features
+        weights = self.feature_weight.index_select(0, flat)
         if self.by_weight:
+            rows = torch.repeat_interleave(torch.arange(len(lengths), device=flat.device), lengths)
             total = torch.zeros(len(lengths), device=flat.device, dtype=weights.dtype)
             total = total.index_add(0, rows, weights)
-            weights = weights / total.clamp(min=1e-8)[rows]
+            weights = weights / total.clamp(min=1e-8).index_select(0, rows)
         else:
-            weights = weights / lengths.clamp(min=1).to(weights.dtype)[rows]
+            share = lengths.clamp(min=1).to(weights.dtype)
+            weights = weights / torch.repeat_interleave(share, lengths, output_size=len(flat))
         if not embedding.sparse:
             return embedding(flat, offsets[:-1], per_sample_weights=weights)
         # a sparse table (2^21 hashed n-gram rows): its gradient one row per distinct
         # feature, found without sorting (models/sparse_rows.py)
-        return bag_of_rows(embedding.weight, flat, offsets, weights, rows)
+        return bag_of_rows(embedding.weight, flat, offsets, weights)
 
 
 class WeightedMean(Bag):
