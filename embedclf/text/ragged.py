@@ -4,7 +4,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
+
+
+@numba.njit(cache=True, nogil=True)
+def _copy_spans(flat, starts, offsets, out):  # pragma: no cover - jit
+    for span in range(starts.shape[0]):
+        start, o = starts[span], offsets[span]
+        for i in range(offsets[span + 1] - o):
+            out[o + i] = flat[start + i]
+
+
+def _spans(flat: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> Ragged:
+    """The spans ``flat[starts[i] : starts[i] + lengths[i]]`` as rows, copied by one loop:
+    numpy's repeat, arange and gather took 0.6 s of each epoch of a million rows."""
+    offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
+    source = np.asarray(flat).view(np.ndarray)  # a mapped store's ids, read in place
+    out = np.empty(int(offsets[-1]), dtype=source.dtype)
+    _copy_spans(source, np.asarray(starts, dtype=np.int64), offsets, out)
+    return Ragged(out, offsets)
 
 
 @dataclass
@@ -30,9 +49,7 @@ class Ragged:
         index = np.asarray(index, dtype=np.int64)
         starts = np.asarray(self.offsets[index], dtype=np.int64)
         lengths = np.asarray(self.offsets[index + 1], dtype=np.int64) - starts
-        offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
-        flat = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
-        return Ragged(np.asarray(self.flat[flat]), offsets)
+        return _spans(self.flat, starts, lengths)
 
     def sequences(self) -> list[np.ndarray]:
         return np.split(self.flat, self.offsets[1:-1])
@@ -50,9 +67,7 @@ class Ragged:
             return self
         kept = np.minimum(lengths, maxlen)
         first = self.offsets[:-1] + (lengths - kept if side == "pre" else 0)
-        offsets = np.concatenate([[0], np.cumsum(kept, dtype=np.int64)])
-        within = np.arange(offsets[-1]) - np.repeat(offsets[:-1], kept)
-        return Ragged(self.flat[np.repeat(first, kept) + within], offsets)
+        return _spans(self.flat, first, kept)
 
 
 def concatenate(parts: list[Ragged]) -> Ragged:

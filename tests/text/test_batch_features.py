@@ -60,3 +60,47 @@ def test_one_word_of_features_needs_the_word_before_it():
     rows = Ragged(np.array([3, 4, 5], np.int32), np.array([0, 3]))
     whole = f.features(rows).truncate(1, "pre")
     assert f.batch(rows).flat.tolist() == whole.flat.tolist() and whole.flat[0] >= 50
+
+
+def fasttext_ngrams(row: list[int], ngrams: int, buckets: int, offset: int) -> list[int]:
+    """fastText's word n-gram hashing (``Dictionary::addWordNgrams``), written out plainly:
+    ``h = h * 116049371 + id`` over the n-gram's ids (mod 2**64), then ``offset + h % buckets``;
+    each word followed by the n-grams that end at it, shortest first."""
+    out = []
+    for p, word in enumerate(row):
+        out.append(word)
+        for order in range(2, ngrams + 1):
+            if p - order + 1 < 0:
+                break
+            h = 0
+            for i in row[p - order + 1 : p + 1]:
+                h = (h * 116049371 + i) % 2**64
+            out.append(offset + h % buckets)
+    return out
+
+
+@pytest.mark.parametrize("ngrams", [2, 3, 4])
+def test_hashed_ngrams_are_fasttexts(ngrams):
+    rng = np.random.default_rng(ngrams)
+    rows = random_rows(rng, 40, 2**31 - 1, 9)  # ids large enough that the hash wraps 2**64
+    rows = concatenate([rows, Ragged(np.zeros(0, np.int32), np.zeros(1, np.int64))])
+    f = featurizer(3, maxlen=100, ngrams=ngrams, buckets=2**21)
+    got = f.features(rows)
+    assert len(got) == len(rows)
+    for i, row in enumerate(rows.sequences()):
+        assert got.sequences()[i].tolist() == fasttext_ngrams(row.tolist(), ngrams, 2**21, 3)
+
+
+def test_rows_and_truncation_copy_the_right_spans():
+    rows = Ragged(np.arange(10, dtype=np.int32), np.array([0, 3, 3, 7, 10]))
+    picked = rows.rows(np.array([3, 0, 1, 1]))
+    assert [r.tolist() for r in picked.sequences()] == [[7, 8, 9], [0, 1, 2], [], []]
+    assert picked.rows(np.array([0])).flat.tolist() == [7, 8, 9]
+    assert picked.flat.dtype == np.int32
+    assert [r.tolist() for r in rows.truncate(2, "pre").sequences()] == [[1, 2], [], [5, 6], [8, 9]]
+    assert [r.tolist() for r in rows.truncate(2, "post").sequences()] == [
+        [0, 1],
+        [],
+        [3, 4],
+        [7, 8],
+    ]
