@@ -30,6 +30,28 @@ _scratch = threading.local()
 PARTS = 2
 
 
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _weighted_bags(table, flat, offsets, feature_weight, by_weight, pooled, weights):
+    # each bag's features weighted by feature_weight over the bag's count (or over the weights'
+    # sum), in the division order of the tensor path, and their rows summed
+    dim = table.shape[1]
+    for b in numba.prange(offsets.shape[0] - 1):
+        start, stop = offsets[b], offsets[b + 1]
+        if by_weight:
+            total = feature_weight.dtype.type(0)
+            for i in range(start, stop):
+                total += feature_weight[flat[i]]
+            total = max(total, feature_weight.dtype.type(1e-8))
+        else:
+            total = feature_weight.dtype.type(max(stop - start, 1))
+        for i in range(start, stop):
+            row = flat[i]
+            w = feature_weight[row] / total
+            weights[i] = w
+            for j in range(dim):
+                pooled[b, j] += w * table[row, j]
+
+
 _BYTES_SUM = np.uint64(0x0101010101010101)  # times a word of 0/1 bytes: their count, at the top
 
 
@@ -109,6 +131,34 @@ def _tables(rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         held = (rows, seen, seen.view(np.uint64), np.empty(padded, dtype=np.int32))
         _scratch.tables = held
     return held[1], held[2], held[3]
+
+
+def weighted_bags(
+    table: torch.Tensor,
+    flat: torch.Tensor,
+    offsets: torch.Tensor,
+    feature_weight: torch.Tensor,
+    by_weight: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(len(offsets) - 1, dim)`` sums of ``table``'s rows per bag, each row weighted by
+    ``feature_weight[id]`` over the bag's feature count (over its weights' sum when
+    ``by_weight``), and those per-feature weights; ids must lie in the table."""
+    ids = flat.numpy()
+    if len(ids) and (ids.min() < 0 or ids.max() >= table.shape[0]):
+        raise IndexError(f"a feature id lies outside the {table.shape[0]}-row table")
+    _share_cores()
+    pooled = torch.zeros(len(offsets) - 1, table.shape[1], dtype=table.dtype)
+    weights = torch.empty(len(flat), dtype=feature_weight.dtype)
+    _weighted_bags(
+        table.detach().numpy(),
+        ids,
+        offsets.numpy(),
+        feature_weight.numpy(),
+        by_weight,
+        pooled.numpy(),
+        weights.numpy(),
+    )
+    return pooled, weights
 
 
 def rows_gradient(

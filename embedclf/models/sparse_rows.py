@@ -22,6 +22,23 @@ import torch.nn.functional as F
 from embedclf.models import row_kernels
 
 
+def bag_weights(
+    feature_weight: torch.Tensor, flat: torch.Tensor, offsets: torch.Tensor, by_weight: bool
+) -> torch.Tensor:
+    """Each feature's weight in its bag: ``feature_weight[id]`` over the bag's feature count,
+    or over the bag's weights' sum when ``by_weight``."""
+    lengths = offsets[1:] - offsets[:-1]
+    # index_select, not [] indexing: a third of the time on a batch's 10^5 features
+    weights = feature_weight.index_select(0, flat)
+    if by_weight:
+        rows = torch.repeat_interleave(torch.arange(len(lengths), device=flat.device), lengths)
+        total = torch.zeros(len(lengths), device=flat.device, dtype=weights.dtype)
+        total = total.index_add(0, rows, weights)
+        return weights / total.clamp(min=1e-8).index_select(0, rows)
+    share = lengths.clamp(min=1).to(weights.dtype)
+    return weights / torch.repeat_interleave(share, lengths, output_size=len(flat))
+
+
 class _BagOfRows(torch.autograd.Function):
     @staticmethod
     def forward(  # type: ignore[override]
@@ -29,18 +46,28 @@ class _BagOfRows(torch.autograd.Function):
         table: torch.Tensor,
         flat: torch.Tensor,
         offsets: torch.Tensor,
-        weights: torch.Tensor,
+        feature_weight: torch.Tensor,
+        by_weight: bool,
     ) -> torch.Tensor:
-        ctx.save_for_backward(flat, offsets, weights)
         ctx.rows = table.shape[0]
-        return F.embedding_bag(flat, table, offsets[:-1], mode="sum", per_sample_weights=weights)
+        if row_kernels.usable(table, flat, feature_weight):
+            pooled, weights = row_kernels.weighted_bags(
+                table, flat, offsets, feature_weight, by_weight
+            )
+        else:
+            weights = bag_weights(feature_weight, flat, offsets, by_weight)
+            pooled = F.embedding_bag(
+                flat, table, offsets[:-1], mode="sum", per_sample_weights=weights
+            )
+        ctx.save_for_backward(flat, offsets, weights)
+        return pooled
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         flat, offsets, weights = ctx.saved_tensors
         if row_kernels.usable(flat, grad):
             distinct, values = row_kernels.rows_gradient(flat, offsets, weights, grad, ctx.rows)
-            return _rows_of(distinct, values, ctx.rows), None, None, None
+            return _rows_of(distinct, values, ctx.rows), None, None, None, None
         # each occurrence's share of its bag's gradient, then summed per distinct id
         lengths = offsets[1:] - offsets[:-1]
         bags = torch.repeat_interleave(
@@ -54,7 +81,7 @@ class _BagOfRows(torch.autograd.Function):
         slot[distinct] = torch.arange(len(distinct), device=flat.device)
         # index_add_, not index_put_(accumulate=True): parallel over rows, 40% faster here
         values = grad.new_zeros(len(distinct), grad.shape[1]).index_add_(0, slot[flat], shares)
-        return _rows_of(distinct, values, ctx.rows), None, None, None
+        return _rows_of(distinct, values, ctx.rows), None, None, None, None
 
 
 def _rows_of(distinct: torch.Tensor, values: torch.Tensor, rows: int) -> torch.Tensor:
@@ -70,12 +97,17 @@ def _rows_of(distinct: torch.Tensor, values: torch.Tensor, rows: int) -> torch.T
 
 
 def bag_of_rows(
-    table: torch.Tensor, flat: torch.Tensor, offsets: torch.Tensor, weights: torch.Tensor
+    table: torch.Tensor,
+    flat: torch.Tensor,
+    offsets: torch.Tensor,
+    feature_weight: torch.Tensor,
+    by_weight: bool = False,
 ) -> torch.Tensor:
-    """``F.embedding_bag(flat, table, offsets[:-1], mode="sum", per_sample_weights=weights)``,
-    ``(n, dim)`` for ``n + 1`` offsets, whose gradient for ``table`` is sparse and coalesced,
-    one row per distinct id of ``flat`` (``weights`` take no gradient)."""
-    return _BagOfRows.apply(table, flat, offsets, weights.detach())
+    """``F.embedding_bag(flat, table, offsets[:-1], mode="sum", per_sample_weights=w)``,
+    ``(n, dim)`` for ``n + 1`` offsets, with ``w`` :func:`bag_weights`, whose gradient for
+    ``table`` is sparse and coalesced, one row per distinct id of ``flat`` (``feature_weight``
+    takes no gradient)."""
+    return _BagOfRows.apply(table, flat, offsets, feature_weight.detach(), by_weight)
 
 
 class RowSparseAdagrad(torch.optim.Adagrad):

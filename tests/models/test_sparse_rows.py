@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from embedclf.models import row_kernels
-from embedclf.models.sparse_rows import RowSparseAdagrad, bag_of_rows
+from embedclf.models.sparse_rows import RowSparseAdagrad, bag_of_rows, bag_weights
 from embedclf.models.specs import OPTIMIZER_MODULE, spec_class
 from embedclf.util.errors import ConfigError
 
@@ -21,7 +21,7 @@ def batches(count: int = 6):
         lengths = torch.randint(0, 12, (8,), generator=generator)
         offsets = torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)])
         flat = torch.randint(1, 40, (int(offsets[-1]),), generator=generator)  # repeats
-        yield flat, offsets, torch.rand(len(flat), generator=generator)
+        yield flat, offsets, torch.rand(ROWS, generator=generator)  # a weight per feature id
 
 
 def train(optimizer_class, steps: int = 6, state: dict | None = None, **settings):
@@ -31,15 +31,19 @@ def train(optimizer_class, steps: int = 6, state: dict | None = None, **settings
     optimizer = optimizer_class([table, *head.parameters()], lr=0.3, **settings)
     if state is not None:
         optimizer.load_state_dict(state)
-    for flat, offsets, weights in batches(steps):
+    for flat, offsets, feature_weight in batches(steps):
         optimizer.zero_grad()
         if optimizer_class is RowSparseAdagrad:
-            vectors = bag_of_rows(table, flat, offsets, weights)
+            vectors = bag_of_rows(table, flat, offsets, feature_weight)
         else:  # PyTorch's own sparse path: one gradient row per occurrence
+            lengths = (offsets[1:] - offsets[:-1]).clamp(min=1)
+            bags = torch.repeat_interleave(torch.arange(8), offsets[1:] - offsets[:-1])
+            weights = feature_weight[flat] / lengths[bags]
             vectors = F.embedding_bag(
                 flat, table, offsets[:-1], mode="sum", per_sample_weights=weights, sparse=True
             )
-        F.binary_cross_entropy_with_logits(head(vectors).squeeze(-1), weights[:8] * 0).backward()
+        target = feature_weight[:8] * 0
+        F.binary_cross_entropy_with_logits(head(vectors).squeeze(-1), target).backward()
         optimizer.step()
     return table.detach(), head.weight.detach(), optimizer
 
@@ -120,38 +124,56 @@ def test_specs_may_name_it_but_nothing_else_of_the_project():
             spec_class({"_target_": target}, OPTIMIZER_MODULE, torch.optim.Optimizer)
 
 
-def gradient(flat, offsets, weights, grad, rows):
-    table = torch.zeros(rows, grad.shape[1], dtype=grad.dtype, requires_grad=True)
-    bag_of_rows(table, flat, offsets, weights).backward(grad)
-    return table.grad
+def bag_and_gradient(table, flat, offsets, feature_weight, grad, by_weight):
+    table = table.clone().requires_grad_(True)
+    pooled = bag_of_rows(table, flat, offsets, feature_weight, by_weight)
+    pooled.backward(grad)
+    return pooled.detach(), table.grad
 
 
+@pytest.mark.parametrize("by_weight", [False, True])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_the_kernels_gradient_is_the_tensor_paths(dtype, monkeypatch):
+def test_the_kernels_bags_and_gradient_are_the_tensor_paths(dtype, by_weight, monkeypatch):
     generator = torch.Generator().manual_seed(1)
     rows = 1003  # not a multiple of 8: the marks are read eight at a time
+    table = torch.randn(rows, 5, generator=generator, dtype=dtype)
+    feature_weight = torch.rand(rows, generator=generator, dtype=dtype)
     for _ in range(3):  # the marks must be clear again after each call
         lengths = torch.randint(0, 300, (37,), generator=generator)
         lengths[5] = 0  # an empty bag
         offsets = torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)])
         flat = torch.randint(0, rows, (int(offsets[-1]),), generator=generator)
         flat[:50] = rows - 1  # the last row, many times over
-        weights = torch.rand(len(flat), generator=generator, dtype=dtype)
         grad = torch.randn(len(lengths), 5, generator=generator, dtype=dtype)
-        ours = gradient(flat, offsets, weights, grad, rows)
+        args = (table, flat, offsets, feature_weight, grad, by_weight)
+        pooled, ours = bag_and_gradient(*args)
         rows_of = ours._indices()[0]
         assert bool((rows_of[1:] > rows_of[:-1]).all())  # ascending, each once: coalesced
         with monkeypatch.context() as patch:
             patch.setattr(row_kernels, "usable", lambda *tensors: False)
-            theirs = gradient(flat, offsets, weights, grad, rows)
+            their_pooled, theirs = bag_and_gradient(*args)
+        torch.testing.assert_close(pooled, their_pooled)
         assert torch.equal(ours._indices(), theirs._indices())
         assert ours._indices()[0, -1] == rows - 1
         assert ours._values().dtype == dtype
         torch.testing.assert_close(ours._values(), theirs._values())
+        # the arithmetic written out: per-feature weights, their bags' rows, sums
+        weights = bag_weights(feature_weight, flat, offsets, by_weight)
+        bags = torch.repeat_interleave(torch.arange(len(lengths)), lengths)
+        expected = torch.zeros(len(lengths), 5, dtype=dtype).index_add_(
+            0, bags, table[flat] * weights.unsqueeze(1)
+        )
+        torch.testing.assert_close(pooled, expected)
+        assert pooled[5].abs().sum() == 0
         dense = torch.zeros(rows, 5, dtype=dtype).index_add_(
-            0,
-            flat,
-            grad[torch.repeat_interleave(torch.arange(len(lengths)), lengths)]
-            * weights.unsqueeze(1).to(dtype),
+            0, flat, grad[bags] * weights.unsqueeze(1)
         )
         torch.testing.assert_close(ours.to_dense(), dense)
+
+
+def test_an_id_outside_the_table_is_refused_before_the_kernel_reads_it():
+    table = torch.zeros(10, 2, requires_grad=True)
+    with pytest.raises(IndexError, match="10-row table"):
+        bag_of_rows(table, torch.tensor([3, 10]), torch.tensor([0, 2]), torch.ones(10))
+    with pytest.raises(IndexError, match="10-row table"):
+        bag_of_rows(table, torch.tensor([-1]), torch.tensor([0, 1]), torch.ones(10))
