@@ -60,6 +60,9 @@ class Predictor:
         self.lookup = self.featurizer.word_lookup  # its dict and ids built now, not by a batch
         self.module = module_from_checkpoint(checkpoint, where)
         self.classes = list(self.featurizer.classes)
+        # one text scored now: numba's compiled loops (n-grams, the bag) load from their cache on
+        # first use, a quarter of a second that belongs to loading, not to the first batch
+        self.probabilities(["a b"])
 
     def probabilities(self, texts: Sequence[str]) -> torch.Tensor:
         """``(len(texts), classes)`` class probabilities, float32 on the CPU."""
