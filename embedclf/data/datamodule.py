@@ -387,12 +387,13 @@ class TextDataModule(pl.LightningDataModule):
         bound = np.minimum(words * featurizer.features_per_word, featurizer.maxlen).sum() * 4
         cached = None
         if hp.num_workers == 0 and 0 < bound <= hp.feature_cache_mb * 2**20:
-            blocks = [
-                featurizer.batch(self.words[stored].rows(rows[start : start + 8192]))
-                for start in range(0, len(rows), 8192)
-            ]
+            # each block narrowed before they are joined: half the bytes to copy
+            dtype = np.int32 if featurizer.input_size < 2**31 else np.int64
+            blocks = []
+            for start in range(0, len(rows), 8192):
+                block = featurizer.batch(self.words[stored].rows(rows[start : start + 8192]))
+                blocks.append(Ragged(np.asarray(block.flat, dtype=dtype), block.offsets))
             cached = concatenate(blocks)
-            cached = Ragged(np.asarray(cached.flat, dtype=np.int32), cached.offsets)
         self._features[split] = cached
         return cached
 

@@ -171,6 +171,26 @@ def test_the_kernels_bags_and_gradient_are_the_tensor_paths(dtype, by_weight, mo
         torch.testing.assert_close(ours.to_dense(), dense)
 
 
+def test_the_gradients_rows_are_right_where_ids_are_sparse_in_a_large_table():
+    # few ids over many rows (as a batch's hashed bigrams over 2^21 buckets): the threads'
+    # stretches of the marks end in words with unmarked bytes, which must not be written
+    generator = torch.Generator().manual_seed(2)
+    rows = 200_003
+    table = torch.randn(rows, 3, generator=generator)
+    feature_weight = torch.rand(rows, generator=generator)
+    for _ in range(5):
+        lengths = torch.randint(0, 200, (16,), generator=generator)
+        offsets = torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)])
+        flat = torch.randint(0, rows, (int(offsets[-1]),), generator=generator)
+        grad = torch.randn(len(lengths), 3, generator=generator)
+        _, ours = bag_and_gradient(table, flat, offsets, feature_weight, grad, False)
+        assert torch.equal(ours._indices()[0], torch.unique(flat))
+        weights = bag_weights(feature_weight, flat, offsets, False)
+        bags = torch.repeat_interleave(torch.arange(len(lengths)), lengths)
+        dense = torch.zeros(rows, 3).index_add_(0, flat, grad[bags] * weights.unsqueeze(1))
+        torch.testing.assert_close(ours.to_dense(), dense)
+
+
 def test_an_id_outside_the_table_is_refused_before_the_kernel_reads_it():
     table = torch.zeros(10, 2, requires_grad=True)
     with pytest.raises(IndexError, match="10-row table"):

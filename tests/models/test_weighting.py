@@ -36,3 +36,23 @@ def test_nb_weights_count_each_review_once_per_feature_whatever_the_batches():
     parts = [as_batch(rows[a : a + 7], labels[a : a + 7]) for a in range(0, 40, 7)]
     np.testing.assert_allclose(nb_feature_weights(parts, 12), whole, rtol=1e-6)
     assert whole[0] == 0
+
+
+def test_nb_weights_of_several_classes_take_each_features_largest_one_vs_rest_ratio():
+    rng = np.random.default_rng(1)
+    rows = [list(rng.integers(1, 15, size=rng.integers(1, 10))) for _ in range(60)]
+    labels = [int(x) for x in rng.integers(0, 3, size=60)]
+    labels[:5] = [2, 2, 2, 2, 2]  # the first batch holds one class: the others come later
+    expected = np.zeros(15)
+    for label in (0, 1, 2):
+        ovr = reference(rows, [int(y == label) for y in labels], 15)
+        expected = np.maximum(expected, ovr)
+    parts = [as_batch(rows[a : a + 5], labels[a : a + 5]) for a in range(0, 60, 5)]
+    np.testing.assert_allclose(nb_feature_weights(parts, 15), expected, rtol=1e-6)
+
+
+def test_nb_weights_refuse_a_feature_outside_the_table():
+    import pytest
+
+    with pytest.raises(IndexError, match="outside the 12 features"):
+        nb_feature_weights([as_batch([[1, 12]], [1])], 12)
