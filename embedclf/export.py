@@ -34,6 +34,7 @@ from embedclf.models.checkpoint import (
 )
 from embedclf.models.onnx import export_onnx as write_graph
 from embedclf.models.onnx import touched_rows
+from embedclf.models.packed_words import packed
 from embedclf.models.recipe import FEATURIZER_KEY
 from embedclf.runtime import ENCODER_FILE, MODEL_FILE, ONNX_FORMAT
 from embedclf.util.cli import exit_on_user_error
@@ -145,7 +146,8 @@ def export_checkpoint(checkpoint_path: str | Path, out: str | Path, force: bool 
     out = Path(out)
     check_output(checkpoint_path, out, force)
     checkpoint = load_checkpoint(checkpoint_path)
-    slim = {key: checkpoint[key] for key in (*INFERENCE_KEYS, FEATURIZER_KEY) if key in checkpoint}
+    slim = {key: checkpoint[key] for key in INFERENCE_KEYS if key in checkpoint}
+    slim[FEATURIZER_KEY] = packed(checkpoint[FEATURIZER_KEY])
     try:
         with atomic_write(out) as file:
             torch.save(slim, file)

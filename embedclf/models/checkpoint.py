@@ -22,6 +22,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
+from embedclf.models.packed_words import unpack_vocab
 from embedclf.models.recipe import FEATURIZER_KEY, EmbeddingClassifierModule
 from embedclf.models.specs import OPTIMIZER_MODULE, SCHEDULER_MODULE, spec_class
 from embedclf.text.featurizer import TextFeaturizer
@@ -66,6 +67,7 @@ def load_checkpoint(
         ) from None
     if isinstance(checkpoint, dict):
         upgrade(checkpoint)
+        unpack_vocab(checkpoint.get(FEATURIZER_KEY), f"{setting}={text}")
     if not ours:  # Lightning's own files (ddp_spawn's weights handed back): read safely only
         return checkpoint
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:

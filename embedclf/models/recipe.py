@@ -21,6 +21,7 @@ from torchmetrics.classification import Accuracy
 
 from embedclf.data.batches import Batch, Tokens
 from embedclf.models.classifier import EmbeddingClassifier
+from embedclf.models.packed_words import packed
 from embedclf.models.specs import OPTIMIZER_MODULE, SCHEDULER_MODULE, build_from_spec
 from embedclf.text.featurizer import TextFeaturizer
 from embedclf.util.errors import CheckpointError, TrainingError
@@ -41,7 +42,8 @@ class EmbeddingClassifierModule(pl.LightningModule):
     and the statistics of the training data live in the weights and buffers, not here.
 
     ``featurizer`` (what turns raw text into ids) is saved beside the weights under the fixed
-    key :data:`FEATURIZER_KEY` of every checkpoint.
+    key :data:`FEATURIZER_KEY` of every checkpoint, its vocabulary as two tensors
+    (:mod:`embedclf.models.packed_words`).
     """
 
     def __init__(
@@ -229,7 +231,7 @@ class EmbeddingClassifierModule(pl.LightningModule):
     # -- a checkpoint carries its featurizer; exact resume: the shuffle's generator too -----
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.featurizer is not None:
-            checkpoint[FEATURIZER_KEY] = self.featurizer.state_dict()
+            checkpoint[FEATURIZER_KEY] = packed(self.featurizer.state_dict())
         checkpoint["torch_rng_state"] = torch.get_rng_state()
         if torch.cuda.is_available() and self.device.type == "cuda":  # dropout draws there
             checkpoint["cuda_rng_state"] = torch.cuda.get_rng_state(self.device)

@@ -132,6 +132,7 @@ def test_checkpoints_whose_parts_disagree_are_refused_at_load(checkpoint, tmp_pa
     import torch
 
     from embedclf import predict
+    from embedclf.models.packed_words import unpack_vocab
 
     def crafted(name: str, change) -> str:
         data = torch.load(checkpoint, weights_only=True)
@@ -139,6 +140,11 @@ def test_checkpoints_whose_parts_disagree_are_refused_at_load(checkpoint, tmp_pa
         path = tmp_path / f"{name}.ckpt"
         torch.save(data, path)
         return str(path)
+
+    def words_of(data) -> list[str]:  # the checkpoint holds them packed (models/packed_words)
+        state = dict(data["text_featurizer"])
+        unpack_vocab(state, "test")
+        return state["vocab"]
 
     def nan_weight(data):
         data["state_dict"]["net.head.0.weight"][0, 0] = float("nan")
@@ -153,7 +159,7 @@ def test_checkpoints_whose_parts_disagree_are_refused_at_load(checkpoint, tmp_pa
             "maxlen 100 but a flatten model of 40",
         ),
         "ids": (
-            lambda d: d["text_featurizer"].update(vocab=[*d["text_featurizer"]["vocab"], "zz"]),
+            lambda d: d["text_featurizer"].update(vocab=[*words_of(d), "zz"]),
             "feature ids but",
         ),
         "nan": (nan_weight, "non-finite values in net.head.0.weight"),
