@@ -126,7 +126,8 @@ def export_onnx(
         difference = write_graph(
             module.net, module.binary, featurizer.maxlen, tmp / MODEL_FILE, keep
         )
-        text = json.dumps(encoder, ensure_ascii=False)
+        # ASCII escapes: a word may hold a lone surrogate, which UTF-8 cannot encode
+        text = json.dumps(encoder)
         write_synced(tmp / ENCODER_FILE, lambda file: file.write(text.encode()))
     if out.exists():
         shutil.rmtree(out)
@@ -147,7 +148,10 @@ def export_checkpoint(checkpoint_path: str | Path, out: str | Path, force: bool 
     check_output(checkpoint_path, out, force)
     checkpoint = load_checkpoint(checkpoint_path)
     slim = {key: checkpoint[key] for key in INFERENCE_KEYS if key in checkpoint}
-    slim[FEATURIZER_KEY] = packed(checkpoint[FEATURIZER_KEY])
+    # checked before it is packed: a malformed one is refused in one line
+    slim[FEATURIZER_KEY] = packed(
+        featurizer_of(checkpoint, f"checkpoint={checkpoint_path}").state_dict()
+    )
     try:
         with atomic_write(out) as file:
             torch.save(slim, file)

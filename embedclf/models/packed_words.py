@@ -44,12 +44,8 @@ def unpack_vocab(state: Any, where: str) -> None:
     text, lengths = vocab.get(TEXT), vocab.get(LENGTHS)
     if not (
         set(vocab) == {TEXT, LENGTHS}
-        and isinstance(text, torch.Tensor)
-        and text.dtype == torch.uint8
-        and text.dim() == 1
-        and isinstance(lengths, torch.Tensor)
-        and lengths.dtype == torch.int64
-        and lengths.dim() == 1
+        and _plain(text, torch.uint8)
+        and _plain(lengths, torch.int64)
         and bool((lengths >= 0).all())
     ):
         raise CheckpointError(f"{where} holds a malformed vocabulary")
@@ -60,10 +56,29 @@ def unpack_vocab(state: Any, where: str) -> None:
             f"{where} holds a vocabulary that is not UTF-8 (byte {err.start})"
         ) from None
     ends = np.cumsum(lengths.numpy())
-    if (ends[-1] if len(ends) else 0) != len(words):
+    # lengths near 2^63 wrap the running sum around, which could land on a matching total;
+    # the lengths being non-negative, the first wrap gives a negative sum
+    if len(ends) and ends.min() < 0:
+        raise CheckpointError(f"{where} holds a malformed vocabulary: its lengths overflow")
+    total = int(ends[-1]) if len(ends) else 0
+    if total != len(words):
         raise CheckpointError(
-            f"{where} holds a malformed vocabulary: its lengths add up to "
-            f"{int(ends[-1]) if len(ends) else 0} characters, its text has {len(words)}"
+            f"{where} holds a malformed vocabulary: its lengths add up to {total} characters, "
+            f"its text has {len(words)}"
         )
     starts = np.concatenate([[0], ends[:-1]]).tolist()
     state["vocab"] = [words[a:b] for a, b in zip(starts, ends.tolist(), strict=True)]
+
+
+def _plain(value: Any, dtype: torch.dtype) -> bool:
+    """A dense, contiguous 1-d CPU tensor of ``dtype``: its memory is what the file holds (a
+    loaded tensor may also be sparse, on the meta device, or a stride-0 view of a few bytes
+    that claims terabytes)."""
+    return (
+        type(value) is torch.Tensor
+        and value.layout == torch.strided
+        and value.device.type == "cpu"
+        and value.dtype == dtype
+        and value.dim() == 1
+        and value.is_contiguous()
+    )

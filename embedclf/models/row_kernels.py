@@ -68,9 +68,9 @@ def _rows_gradient(flat, offsets, weights, grad, seen, words, slot, parts):  # p
     stretch = -(-words.shape[0] // parts)
     counts = np.zeros(parts + 1, np.int64)
     for p in numba.prange(parts):
-        n = 0
+        n = np.int64(0)  # (numba makes int64 + uint64 a float)
         for q in range(p * stretch, min((p + 1) * stretch, words.shape[0])):
-            n += (words[q] * _BYTES_SUM) >> np.uint64(56)
+            n += np.int64((words[q] * _BYTES_SUM) >> np.uint64(56))
         counts[p + 1] = n
     starts = np.cumsum(counts)
     distinct = np.empty(starts[parts], np.int64)

@@ -176,3 +176,20 @@ def test_inference_checkpoint_and_pruned_onnx_are_smaller_and_give_the_same_answ
     got, want = Runtime(pruned).probabilities(seen), Runtime(full).probabilities(seen)
     assert (np.abs(got - want).max(1) < 1e-5).mean() > 0.5
     assert (got.argmax(1) == want.argmax(1)).mean() > 0.95
+
+
+def test_an_exported_vocabulary_keeps_a_word_with_a_lone_surrogate(trees, tmp_path):
+    # the tokeniser keeps what a text holds, lone surrogates too; UTF-8 cannot encode them,
+    # so encoder.json holds ASCII escapes
+    import torch
+
+    from embedclf.models.packed_words import packed, unpack_vocab
+
+    stored = torch.load(checkpoint("flatten", trees["two"], tmp_path), weights_only=True)
+    state = dict(stored["text_featurizer"])
+    unpack_vocab(state, "test")
+    state["vocab"][3] = "x\ud800y"
+    stored["text_featurizer"] = packed(state)
+    torch.save(stored, tmp_path / "odd.ckpt")
+    export.export_onnx(tmp_path / "odd.ckpt", tmp_path / "out")
+    assert Runtime(tmp_path / "out").featurizer.vocab[3] == "x\ud800y"

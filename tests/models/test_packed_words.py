@@ -56,6 +56,31 @@ def test_a_vocabulary_of_empty_words_only_packs_too():
             {"utf8": torch.tensor([97, 255], dtype=torch.uint8), "lengths": torch.tensor([2])},
             "not UTF-8 \\(byte 1\\)",
         ),
+        (  # 2^63 - 1 twice wraps the running sum to -2, and the total to a matching 2
+            {
+                "utf8": torch.tensor([97, 98], dtype=torch.uint8),
+                "lengths": torch.tensor([2**63 - 1, 2**63 - 1, 2, 2]),
+            },
+            "its lengths overflow",
+        ),
+        (  # a stride-0 view of one byte claiming a terabyte
+            {"utf8": torch.zeros(1, dtype=torch.uint8).expand(2**40), "lengths": torch.tensor([1])},
+            "malformed vocabulary",
+        ),
+        (
+            {
+                "utf8": torch.empty(2, dtype=torch.uint8, device="meta"),
+                "lengths": torch.tensor([2]),
+            },
+            "malformed vocabulary",
+        ),
+        (
+            {
+                "utf8": torch.tensor([97, 98], dtype=torch.uint8),
+                "lengths": torch.tensor([2]).to_sparse(),
+            },
+            "malformed vocabulary",
+        ),
     ],
 )
 def test_a_malformed_pack_is_refused_naming_the_file(vocab, message):
@@ -83,3 +108,16 @@ def test_a_trained_checkpoint_packs_its_words_and_a_list_checkpoint_reads_the_sa
     new_predictor, old_predictor = Predictor(seed_checkpoint), Predictor(tmp_path / "list.ckpt")
     assert new_predictor.featurizer == old_predictor.featurizer
     assert torch.equal(new_predictor.probabilities(texts), old_predictor.probabilities(texts))
+
+
+def test_export_refuses_a_checkpoint_whose_encoder_is_malformed_in_one_line(
+    seed_checkpoint, tmp_path
+):
+    from embedclf import export
+
+    stored = torch.load(seed_checkpoint, weights_only=True)
+    stored["text_featurizer"] = None
+    torch.save(stored, tmp_path / "bad.ckpt")
+    with pytest.raises(CheckpointError, match="holds no text encoder"):
+        export.export_checkpoint(tmp_path / "bad.ckpt", tmp_path / "slim.ckpt")
+    assert not (tmp_path / "slim.ckpt").exists()

@@ -56,3 +56,10 @@ def test_nb_weights_refuse_a_feature_outside_the_table():
 
     with pytest.raises(IndexError, match="outside the 12 features"):
         nb_feature_weights([as_batch([[1, 12]], [1])], 12)
+
+
+def test_nb_weights_refuse_labels_that_do_not_match_the_rows():
+    import pytest
+
+    with pytest.raises(ValueError, match="1 labels for 2 rows"):
+        nb_feature_weights([(as_batch([[1, 2], [3]], [1, 0])[0], np.array([1]))], 12)
