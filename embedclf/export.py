@@ -24,8 +24,6 @@ import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
-
 from embedclf.models.checkpoint import (
     featurizer_of,
     load_checkpoint,
@@ -37,9 +35,10 @@ from embedclf.models.onnx import touched_rows
 from embedclf.models.packed_words import packed
 from embedclf.models.recipe import FEATURIZER_KEY
 from embedclf.runtime import ENCODER_FILE, MODEL_FILE, ONNX_FORMAT
+from embedclf.training.checkpoints import write_checkpoint
 from embedclf.util.cli import exit_on_user_error
 from embedclf.util.errors import DataError
-from embedclf.util.fileio import atomic_directory, atomic_write, write_synced
+from embedclf.util.fileio import atomic_directory, write_synced
 from embedclf.vectors.textformat import write_word2vec
 
 
@@ -153,8 +152,7 @@ def export_checkpoint(checkpoint_path: str | Path, out: str | Path, force: bool 
         featurizer_of(checkpoint, f"checkpoint={checkpoint_path}").state_dict()
     )
     try:
-        with atomic_write(out) as file:
-            torch.save(slim, file)
+        write_checkpoint(slim, out)
     except OSError as err:
         raise DataError(f"cannot write {out}: {err.strerror}; choose a writable path") from None
     return out.stat().st_size

@@ -20,12 +20,29 @@ from embedclf.util.errors import ConfigError, UserError
 from embedclf.util.fileio import atomic_write
 
 
+def write_checkpoint(checkpoint: dict[str, Any], path: str | os.PathLike) -> None:
+    """``torch.save`` to ``path`` atomically, without the zip records' CRC-32 sums.
+
+    ``torch.load`` never checks those sums (a flipped byte in a tensor loads as it is), and
+    computing them was 0.1 s of each 0.25 s save of ``experiment=ngram``'s 185 MB checkpoint
+    on IMDB. A checkpoint is complete when it has its name (written by rename, after an
+    fsync); only zip tools (``unzip -t``) would complain of the zero sums. The process's own
+    setting is restored afterwards.
+    """
+    computed = torch.serialization.get_crc32_options()
+    torch.serialization.set_crc32_options(False)
+    try:
+        with atomic_write(path) as file:
+            torch.save(checkpoint, file)
+    finally:
+        torch.serialization.set_crc32_options(computed)
+
+
 class SafeCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None
     ) -> None:
-        with atomic_write(path) as file:
-            torch.save(checkpoint, file)
+        write_checkpoint(checkpoint, path)
 
     def load_checkpoint(self, path: str | os.PathLike, map_location: Any = None, **_: Any) -> dict:
         # resume= and ckpt_path= files were checked as embedclf checkpoints before fitting
