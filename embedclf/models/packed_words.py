@@ -27,11 +27,7 @@ def packed(state: Mapping[str, Any]) -> dict[str, Any]:
     words = state["vocab"]
     data = "".join(words).encode("utf-8", "surrogatepass")
     lengths = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
-    text = (
-        torch.frombuffer(bytearray(data), dtype=torch.uint8)
-        if data
-        else torch.zeros(0, dtype=torch.uint8)
-    )
+    text = torch.from_numpy(np.frombuffer(bytearray(data), dtype=np.uint8))  # empty too
     return {**state, "vocab": {TEXT: text, LENGTHS: torch.from_numpy(lengths)}}
 
 

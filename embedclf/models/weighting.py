@@ -48,14 +48,14 @@ def nb_feature_weights(
     last_row = np.full(size, -1, dtype=np.int64)
     first_row = 0
     for features, labels in batches:
+        if len(labels) != len(features):  # the loop reads a class per row
+            raise ValueError(f"{len(labels)} labels for {len(features)} rows")
         new = sorted(set(np.unique(labels).tolist()) - set(labels_seen))
         if new:  # a class seen for the first time (at most once per class)
             labels_seen += new
             holding = np.concatenate([holding, np.zeros((len(new), size), np.int64)])
         index = {label: k for k, label in enumerate(labels_seen)}
         row_class = np.array([index[label] for label in labels.tolist()], dtype=np.int64)
-        if len(labels) != len(features):  # the loop reads a class per row
-            raise ValueError(f"{len(labels)} labels for {len(features)} rows")
         flat = np.asarray(features.flat)
         if len(flat) and (flat.min() < 0 or flat.max() >= size):  # the loop does not check
             raise IndexError(f"a feature id lies outside the {size} features")
