@@ -388,11 +388,11 @@ class TextDataModule(pl.LightningDataModule):
         cached = None
         if hp.num_workers == 0 and 0 < bound <= hp.feature_cache_mb * 2**20:
             # each block narrowed before they are joined: half the bytes to copy
-            dtype = np.int32 if featurizer.input_size < 2**31 else np.int64
             blocks = []
             for start in range(0, len(rows), 8192):
                 block = featurizer.batch(self.words[stored].rows(rows[start : start + 8192]))
-                blocks.append(Ragged(np.asarray(block.flat, dtype=dtype), block.offsets))
+                flat = np.asarray(block.flat, dtype=featurizer.id_dtype)
+                blocks.append(Ragged(flat, block.offsets))
             cached = concatenate(blocks)
         self._features[split] = cached
         return cached

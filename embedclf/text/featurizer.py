@@ -53,6 +53,11 @@ class TextFeaturizer:
         """Rows the embedding needs: every id an encoded text can hold."""
         return len(self.vocab) + (self.buckets if self.ngrams > 1 else 0)
 
+    @property
+    def id_dtype(self) -> type[np.integer]:
+        """The narrowest integer type that holds every feature id."""
+        return np.int32 if self.input_size < 2**31 else np.int64
+
     @cached_property
     def word_index(self) -> dict[str, int]:
         """word -> id, built once (a predictor encodes many batches with it)."""
@@ -95,8 +100,7 @@ class TextFeaturizer:
         return self.features(self.window(ids)).truncate(self.maxlen, self.truncating)
 
     def pad(self, features: Ragged) -> np.ndarray:
-        dtype = np.int32 if self.input_size < 2**31 else np.int64
-        return pad_ragged(features, self.maxlen, self.padding, self.truncating, dtype=dtype)
+        return pad_ragged(features, self.maxlen, self.padding, self.truncating, dtype=self.id_dtype)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """``(len(texts), maxlen)`` ids, ready for the model."""
