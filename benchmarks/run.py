@@ -1,6 +1,6 @@
 """``make bench``: embedclf's speed and accuracy as ratios against peers measured in the same run.
 
-    python benchmarks/run.py [--data-dir DIR] [--only speed,predict,ngram,sentences,few,...]
+    python benchmarks/run.py [--data-dir DIR] [--only speed,predict,ngram,sentences,...]
     make bench ONLY=scale        # one part (here the scale benchmark, benchmarks/scale.py)
 
 Every figure is measured here, now, on this machine, beside its peer:
@@ -12,7 +12,9 @@ Every figure is measured here, now, on this machine, beside its peer:
 - ngram: experiment=ngram against fastText, TF-IDF + logistic regression and NBSVM
   (benchmarks/baselines.py; ``make install-bench``);
 - sentences: ngram, bag_learned and seed_learned on SST-2 (TSV) and TREC-6 (JSON lines)
-  through data=table, against TF-IDF + logistic regression and NBSVM;
+  through data=table, against TF-IDF + logistic regression and NBSVM, and the sequence
+  encoders over three seeds;
+- sequences: imdb_lstm (the book's 6.2) and imdb_cnn over three seeds, against the targets;
 - few: few_glove and few_indomain over seeds 0, 1, 2 against mean vectors + logistic regression;
 - seed: the book's GloVe and scratch runs over three seeds against Keras;
 - vectors: loading GloVe 6B 50-d;
@@ -242,24 +244,26 @@ SENTENCE_ENCODERS = {
     "sentence_transformer": ["experiment=sentence_transformer"],
 }
 SEEDS = (0, 1, 2)
+# the book's 6.2 LSTM and the IMDB CNN (bench_imdb_sequences)
+IMDB_SEQUENCES = ("imdb_lstm", "imdb_cnn")
 
 
-def _sentence_runs(
-    env: dict[str, str], tmp: Path, name: str, label: str, args: list[str], settings: list[str]
-) -> None:
+def _seed_runs(env: dict[str, str], tmp: Path, name: str, label: str, args: list[str]) -> float:
+    """``args`` trained once per seed of :data:`SEEDS`; prints the test and validation
+    accuracies and the training seconds, and returns the mean test accuracy."""
     runs = []
     for seed in SEEDS:
         out = tmp / f"{name}-{re.sub(r'[^A-Za-z0-9_]+', '-', label)}-{seed}"
-        _, [m] = train(
-            [*args, "data=table", *settings, f"seed={seed}", f"hydra.run.dir={out}"], env, out
-        )
+        _, [m] = train([*args, f"seed={seed}", f"hydra.run.dir={out}"], env, out)
         runs.append(m)
     accs = [m["test_acc"] for m in runs]
     line(
         f"  {name} embedclf {label:28s}: test_acc {statistics.mean(accs):.4f} "
         f"+- {statistics.stdev(accs):.4f} (seeds {', '.join(f'{a:.4f}' for a in accs)}), "
+        f"val_acc {statistics.mean(m['val_acc'] for m in runs):.4f}, "
         f"training {statistics.mean(m['fit_seconds'] for m in runs):.1f} s a run"
     )
+    return statistics.mean(accs)
 
 
 def bench_sentences(env: dict[str, str], tmp: Path, data_dir: Path) -> None:
@@ -279,7 +283,7 @@ def bench_sentences(env: dict[str, str], tmp: Path, data_dir: Path) -> None:
                 f"training {m['fit_seconds']:.1f} s, whole command {wall:.1f} s"
             )
         for label, args in SENTENCE_ENCODERS.items():
-            _sentence_runs(env, tmp, name, label, args, settings)
+            _seed_runs(env, tmp, name, label, [*args, "data=table", *settings])
         if name == "sst2":
             _, printed = seconds_of(
                 [sys.executable, "-m", "embedclf.pretrain", "experiment=few_indomain"], env
@@ -287,7 +291,8 @@ def bench_sentences(env: dict[str, str], tmp: Path, data_dir: Path) -> None:
             indomain = printed.strip().splitlines()[-1]
             vectors = [f"vectors.path={indomain}", "vectors.dim=100"]
             label = "sentence_cnn IMDB word2vec"
-            _sentence_runs(env, tmp, name, label, ["experiment=sentence_cnn", *vectors], settings)
+            args = ["experiment=sentence_cnn", *vectors, "data=table", *settings]
+            _seed_runs(env, tmp, name, label, args)
         try:
             import warnings
 
@@ -303,6 +308,21 @@ def bench_sentences(env: dict[str, str], tmp: Path, data_dir: Path) -> None:
                 line(f"  {name} peer {r['name']}: test_acc {r['test_acc']:.4f}")
         except ImportError as err:
             line(f"  {name} peers skipped: {err} (make install-bench)")
+
+
+def bench_imdb_sequences(env: dict[str, str], tmp: Path) -> None:
+    """The book's 6.2 LSTM and the IMDB CNN over three seeds each, against their targets."""
+    line("== IMDB sequence models: 20,000 training reviews (5,000 held out), 25,000 test")
+    means = {}
+    for experiment in IMDB_SEQUENCES:
+        means[experiment] = _seed_runs(env, tmp, "imdb", experiment, [f"experiment={experiment}"])
+    lstm, best = means["imdb_lstm"], max(means.values())
+    for label, value, target in (
+        ("imdb_lstm", lstm, 0.88),
+        ("best IMDB sequence model", best, 0.9),
+    ):
+        verdict = "met" if value >= target else "NOT met"
+        line(f"  {label} mean test {value:.4f}, target >= {target:g}: {verdict}")
 
 
 def bench_few(env: dict[str, str], tmp: Path, archive: Path) -> None:
@@ -434,7 +454,9 @@ def bench_serving(env: dict[str, str], tmp: Path, archive: Path, data_dir: Path)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=SHARED)
-    parser.add_argument("--only", default="speed,predict,ngram,sentences,few,seed,vectors")
+    parser.add_argument(
+        "--only", default="speed,predict,ngram,sentences,sequences,few,seed,vectors"
+    )
     args = parser.parse_args()
     parts = set(args.only.split(","))
     archive = args.data_dir / "aclImdb_v1.tar.gz"
@@ -458,6 +480,8 @@ def main() -> None:
             bench_ngram(env, tmp, archive)
         if "sentences" in parts:
             bench_sentences(env, tmp, args.data_dir)
+        if "sequences" in parts:
+            bench_imdb_sequences(env, tmp)
         if "few" in parts:
             bench_few(env, tmp, archive)
         if "seed" in parts:

@@ -14,15 +14,17 @@ checkpoint loads with ``torch.load(weights_only=True)`` and rebuilds the same ne
 Binary tasks get one logit (sigmoid + binary cross-entropy, as the seed's ``Dense(1,
 sigmoid)``); more classes get one logit each. ``init: keras`` draws weights the way Keras does
 by default (embedding uniform in +-0.05, Glorot-uniform dense weights, zero biases), which the
-seed's figures depend on; ``fasttext`` starts the embedding uniform in +-1/dim and the head at
-zero, as fastText does; ``torch`` keeps PyTorch's defaults. ``head.standardize`` keeps a
-per-dimension mean and standard deviation of the encoded vectors (set from the training rows
-by ``models/weighting.py``), so a linear head on few examples sees features on one scale.
-``head.max_norm`` is Kim (2014)'s constraint: after each update, each output's weight vector
-is scaled back to that L2 norm whenever it grew past it (:meth:`EmbeddingClassifier.constrain`).
-``embedding.channels: 2`` is Kim's multichannel embedding (``models/multichannel.py``): a
-frozen and a tuned copy of the pretrained vectors, side by side, under any encoder that looks
-words up one at a time (not the weighted bags, which sum one table's rows).
+seed's figures depend on, and the encoder's layers as Keras's ``Conv1D``, ``LSTM`` and ``GRU``
+(the book's 6.2 LSTM: orthogonal recurrent weights, the forget gate's bias at 1); ``fasttext``
+starts the embedding uniform in +-1/dim and the head at zero, as fastText does; ``torch`` keeps
+PyTorch's defaults. ``head.standardize`` keeps a per-dimension mean and standard deviation of
+the encoded vectors (set from the training rows by ``models/weighting.py``), so a linear head
+on few examples sees features on one scale. ``head.max_norm`` is Kim (2014)'s constraint: after
+each update, each output's weight vector is scaled back to that L2 norm whenever it grew past
+it (:meth:`EmbeddingClassifier.constrain`). ``embedding.channels: 2`` is Kim's multichannel
+embedding (``models/multichannel.py``): a frozen and a tuned copy of the pretrained vectors,
+side by side, under any encoder that looks words up one at a time (not the weighted bags, which
+sum one table's rows).
 """
 
 from __future__ import annotations
@@ -108,6 +110,9 @@ class EmbeddingClassifier(nn.Module):
                 else:
                     nn.init.zeros_(layer.weight)
                 nn.init.zeros_(layer.bias)
+        if init == "keras":  # drawn after the head's, so flatten's and the bags' draws stay
+            for layer in self.encoder.modules():
+                _keras_init(layer)
 
     @torch.no_grad()
     def load_embedding(self, matrix: np.ndarray | torch.Tensor) -> None:
@@ -138,6 +143,29 @@ class EmbeddingClassifier(nn.Module):
             vectors = (vectors - self.feature_mean) / self.feature_std
         logits = self.head(vectors)
         return logits.squeeze(-1) if logits.shape[-1] == 1 else logits
+
+
+def _keras_init(layer: nn.Module) -> None:
+    """Keras's defaults for its layer of the same kind: ``Dense`` and ``Conv1D`` kernels
+    Glorot-uniform with zero biases; ``LSTM``/``GRU`` input kernels Glorot-uniform, recurrent
+    kernels orthogonal, zero biases but an LSTM's forget gate at 1 (``unit_forget_bias``).
+    PyTorch's gates are stacked (LSTM: input, forget, cell, output) as Keras's are, so each
+    matrix is drawn whole, as Keras draws it."""
+    if isinstance(layer, (nn.Linear, nn.Conv1d)):
+        nn.init.xavier_uniform_(layer.weight)
+        if layer.bias is not None:
+            nn.init.zeros_(layer.bias)
+    elif isinstance(layer, (nn.LSTM, nn.GRU)):
+        for name, weight in layer.named_parameters():
+            if name.startswith("weight_ih"):
+                nn.init.xavier_uniform_(weight)
+            elif name.startswith("weight_hh"):
+                nn.init.orthogonal_(weight)
+            else:
+                nn.init.zeros_(weight)
+                if isinstance(layer, nn.LSTM) and name.startswith("bias_ih"):
+                    with torch.no_grad():
+                        weight[layer.hidden_size : 2 * layer.hidden_size] = 1.0
 
 
 def _head(width: int, hidden: list[int], dropout: float, outputs: int) -> nn.Sequential:

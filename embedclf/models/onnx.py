@@ -1,12 +1,12 @@
 """A trained classifier as an ONNX graph: ids padded to ``maxlen`` in, class probabilities out.
 
-Every encoder kind exports through its padded path (``Encoder.forward``: masks, not packing
-or ``nn.EmbeddingBag``'s offsets, which ONNX cannot express well), and the RNN through
-``RNN.forward_unpacked``. The graph's input is ``ids`` (int64, ``(n, maxlen)``, any ``n``),
-padded as the checkpoint's text encoder pads (``TextFeaturizer.encode``); its output is
-``probs`` (float32, ``(n, classes)``), exactly what ``predict`` reports. The legacy
-TorchScript-based exporter is used: torch.export's cannot yet trace the data-dependent
-shapes of these encoders. The export checks itself with onnxruntime before it is kept.
+Every encoder kind exports through its padded path (``Encoder.forward`` on a CPU: masks, not
+packing or ``nn.EmbeddingBag``'s offsets, which ONNX cannot express well). The graph's input is
+``ids`` (int64, ``(n, maxlen)``, any ``n``), padded as the checkpoint's text encoder pads
+(``TextFeaturizer.encode``); its output is ``probs`` (float32, ``(n, classes)``), exactly what
+``predict`` reports. The legacy TorchScript-based exporter is used: torch.export's cannot yet
+trace the data-dependent shapes of these encoders. The export checks itself with onnxruntime
+before it is kept.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from torch import nn
 
 from embedclf.data.batches import PAD_ID
 from embedclf.models.classifier import EmbeddingClassifier
-from embedclf.models.encoders.rnn import RNN
 from embedclf.util.errors import CheckpointError
 
 OPSET = 18
@@ -45,16 +44,12 @@ class ProbabilityGraph(nn.Module):
         if keep is not None:
             net, self.remap = _pruned(net, keep)
         self.net = net
-        self.layers = net.encoder.single_layers() if isinstance(net.encoder, RNN) else None
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         net, mask = self.net, ids != PAD_ID
         if self.remap is not None:
             ids = self.remap[ids].long()
-        if self.layers is not None:
-            vectors = net.encoder.forward_unpacked(net.embedding, ids, mask, self.layers)
-        else:
-            vectors = net.encoder(net.embedding, ids, mask)
+        vectors = net.encoder(net.embedding, ids, mask)
         if net.standardize:
             vectors = (vectors - net.feature_mean) / net.feature_std
         logits = net.head(vectors)

@@ -153,6 +153,28 @@ def test_keras_initialisation_ranges():
     assert torch.count_nonzero(first.bias) == 0
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_keras_initialisation_of_recurrent_and_convolution_layers(cell):
+    torch.manual_seed(0)
+    rnn = EmbeddingClassifier(net_spec(50, 6, dim=8, kind="rnn", cell=cell)).encoder.rnn
+    gates, units = (4 if cell == "lstm" else 3), rnn.hidden_size
+    kernel, recurrent = rnn.weight_ih_l0, rnn.weight_hh_l0
+    limit = (6 / (8 + gates * units)) ** 0.5  # Glorot uniform over the stacked gates
+    assert kernel.abs().max() <= limit and kernel.abs().max() > 0.9 * limit
+    assert torch.allclose(recurrent.T @ recurrent, torch.eye(units), atol=1e-5)  # orthogonal
+    forget = torch.zeros(gates * units)
+    if cell == "lstm":
+        forget[units : 2 * units] = 1.0  # PyTorch's LSTM gates: input, forget, cell, output
+    assert torch.equal(rnn.bias_ih_l0.detach(), forget)
+    assert torch.count_nonzero(rnn.bias_hh_l0) == 0
+    conv = EmbeddingClassifier(net_spec(50, 6, dim=8, kind="cnn", filters=7)).encoder.convs[0]
+    limit = (6 / (8 * 3 + 7 * 3)) ** 0.5  # Keras's Conv1D kernel: fans times the width
+    assert conv.weight.abs().max() <= limit and conv.weight.abs().max() > 0.9 * limit
+    assert torch.count_nonzero(conv.bias) == 0
+    torched = EmbeddingClassifier(net_spec(50, 6, dim=8, kind="rnn", init="torch")).encoder.rnn
+    assert torch.count_nonzero(torched.bias_hh_l0) > 0  # PyTorch's own draws, untouched
+
+
 def test_binary_has_one_logit_multiclass_one_per_class():
     ids = torch.randint(0, 50, (4, 6))
     two = EmbeddingClassifier(net_spec(50, 6, 2, dim=3))

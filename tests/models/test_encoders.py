@@ -230,3 +230,43 @@ def test_sparse_bags_look_each_feature_up_once_with_the_same_logits_and_gradient
     # ascending and distinct (coalesced): the optimiser sorts nothing
     assert grad._indices()[0].tolist() == [1, 2, 5, 7, 8, 9]
     torch.testing.assert_close(grad.to_dense(), dense.embedding.weight.grad, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize(
+    "layers,bidirectional,pool", [(1, False, "last"), (1, True, "last"), (2, True, "max")]
+)
+def test_rnn_padded_passes_give_packed_outputs_and_gradients(cell, layers, bidirectional, pool):
+    """On a CPU the RNN trains on padded passes, one direction at a time; they must give
+    what the packed RNN gives (cuDNN's path on a GPU), outputs and gradients alike."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    torch.manual_seed(0)
+    net = EmbeddingClassifier(
+        net_spec(
+            40,
+            9,
+            dim=8,
+            kind="rnn",
+            cell=cell,
+            layers=layers,
+            bidirectional=bidirectional,
+            pool=pool,
+        )
+    )
+    encoder = net.encoder
+    ids = torch.tensor([[5, 9, 3, 7, 2, 0, 0], [7, 2, 0, 0, 0, 0, 0], [1, 2, 3, 4, 5, 6, 8]])
+    lengths = (ids != 0).sum(1)
+    got = encoder(net.embedding, ids, ids != 0)
+    packed = pack_padded_sequence(net.embedding(ids), lengths, True, enforce_sorted=False)
+    steps, _ = pad_packed_sequence(encoder.rnn(packed)[0], batch_first=True)
+    want = encoder._pooled(steps, lengths)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+    weights = torch.randn_like(want)
+    grads = [
+        torch.autograd.grad((v * weights).sum(), encoder.rnn.parameters()) for v in (got, want)
+    ]
+    for mine, theirs in zip(*grads, strict=True):
+        torch.testing.assert_close(mine, theirs, rtol=0, atol=1e-5)
+    # the one-direction structures the padded passes run hold no state of their own
+    assert set(encoder.state_dict()) == {f"rnn.{name}" for name in encoder.rnn.state_dict()}
