@@ -193,3 +193,20 @@ def test_an_exported_vocabulary_keeps_a_word_with_a_lone_surrogate(trees, tmp_pa
     torch.save(stored, tmp_path / "odd.ckpt")
     export.export_onnx(tmp_path / "odd.ckpt", tmp_path / "out")
     assert Runtime(tmp_path / "out").featurizer.vocab[3] == "x\ud800y"
+
+
+def test_an_rnn_exports_from_a_process_that_never_ran_it(tmp_path):
+    """The padded passes build their one-direction structures on first use; where that is
+    inside the export's trace, the graph must still give the network's probabilities."""
+    import torch
+
+    from conftest import net_spec
+    from embedclf.models.classifier import EmbeddingClassifier
+    from embedclf.models.encoders import rnn
+    from embedclf.models.onnx import TOLERANCE, export_onnx
+
+    torch.manual_seed(0)
+    spec = net_spec(40, 12, dim=8, kind="rnn", layers=2, bidirectional=True, pool="last")
+    net = EmbeddingClassifier(spec).eval()
+    rnn._direction.cache_clear()
+    assert export_onnx(net, True, 12, tmp_path / "model.onnx") <= TOLERANCE

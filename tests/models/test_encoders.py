@@ -270,3 +270,22 @@ def test_rnn_padded_passes_give_packed_outputs_and_gradients(cell, layers, bidir
         torch.testing.assert_close(mine, theirs, rtol=0, atol=1e-5)
     # the one-direction structures the padded passes run hold no state of their own
     assert set(encoder.state_dict()) == {f"rnn.{name}" for name in encoder.rnn.state_dict()}
+
+
+def test_rnn_padded_passes_on_several_threads_at_once_give_each_its_own_outputs():
+    """The server predicts on several threads at once; each pass sets a direction's weights
+    on its own structure, so no thread runs with another's layer or direction."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    torch.manual_seed(0)
+    spec = net_spec(40, 30, dim=16, kind="rnn", layers=2, bidirectional=True, pool="mean")
+    net = EmbeddingClassifier(spec).eval()
+    batches = [torch.randint(1, 40, (8, 30)) for _ in range(4)]
+    with torch.no_grad():
+        want = [net(ids) for ids in batches]
+
+        def run(index: int) -> bool:
+            return all(torch.equal(net(batches[index]), want[index]) for _ in range(30))
+
+        with ThreadPoolExecutor(4) as pool:
+            assert all(pool.map(run, range(4)))

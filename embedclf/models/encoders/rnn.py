@@ -7,6 +7,9 @@ at a time (:meth:`RNN._padded_steps`), which train far faster there."""
 
 from __future__ import annotations
 
+import functools
+import threading
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -51,13 +54,7 @@ class RNN(Encoder):
             dropout=dropout if layers > 1 else 0.0,
         )
         self.out_dim = hidden * (2 if bidirectional else 1)
-        # one-direction, one-layer structures that _padded_steps runs with this RNN's weights:
-        # on the meta device (no memory, no draws from the generator), and in a tuple, so out
-        # of the module tree and every state dict
-        widths = [dim] + [self.out_dim] * (layers > 1)
-        self._directions: tuple[nn.Module, ...] = tuple(
-            CELLS[cell](width, hidden, batch_first=True, device="meta") for width in widths
-        )
+        self.cell = cell
 
     def forward(self, embedding: nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         ids, lengths = left_aligned(ids, mask)
@@ -85,7 +82,8 @@ class RNN(Encoder):
         rnn = self.rnn
         directions = ("", "_reverse") if self.bidirectional else ("",)
         for layer in range(rnn.num_layers):
-            direction = self._directions[min(layer, 1)]
+            width = rnn.input_size if layer == 0 else self.out_dim
+            direction = _direction(self.cell, width, rnn.hidden_size, threading.get_ident())
             outputs = []
             for suffix in directions:
                 for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
@@ -115,6 +113,15 @@ class RNN(Encoder):
         else:
             pooled = steps.masked_fill(real == 0, float("-inf")).amax(1)
         return _zero_empty(pooled, lengths)
+
+
+@functools.lru_cache(maxsize=64)
+def _direction(cell: str, width: int, hidden: int, thread: int) -> nn.Module:
+    """A one-layer, one-direction RNN for :meth:`RNN._padded_steps` to hold a direction's
+    weights during a pass: on the meta device (no memory, no draws from the generator), out
+    of every module tree and state dict, and one per thread, as a pass sets its weights (the
+    server predicts on several threads at once)."""
+    return CELLS[cell](width, hidden, batch_first=True, device="meta")
 
 
 def _reversed_real(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
