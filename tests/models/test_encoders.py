@@ -3,8 +3,11 @@ one spec the network is built from."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 import torch
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from conftest import net_spec
 from embedclf.data.batches import Tokens
@@ -239,8 +242,6 @@ def test_sparse_bags_look_each_feature_up_once_with_the_same_logits_and_gradient
 def test_rnn_padded_passes_give_packed_outputs_and_gradients(cell, layers, bidirectional, pool):
     """On a CPU the RNN trains on padded passes, one direction at a time; they must give
     what the packed RNN gives (cuDNN's path on a GPU), outputs and gradients alike."""
-    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
-
     torch.manual_seed(0)
     net = EmbeddingClassifier(
         net_spec(
@@ -275,8 +276,6 @@ def test_rnn_padded_passes_give_packed_outputs_and_gradients(cell, layers, bidir
 def test_rnn_padded_passes_on_several_threads_at_once_give_each_its_own_outputs():
     """The server predicts on several threads at once; each pass sets a direction's weights
     on its own structure, so no thread runs with another's layer or direction."""
-    from concurrent.futures import ThreadPoolExecutor
-
     torch.manual_seed(0)
     spec = net_spec(40, 30, dim=16, kind="rnn", layers=2, bidirectional=True, pool="mean")
     net = EmbeddingClassifier(spec).eval()
