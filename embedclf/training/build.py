@@ -21,11 +21,12 @@ from embedclf.models.weighting import fit_to_training_data
 from embedclf.text.featurizer import TextFeaturizer
 from embedclf.training.checkpoints import SafeCheckpointIO
 from embedclf.util.errors import VectorsError
-from embedclf.util.paths import cache_dir
-from embedclf.vectors.cache import MAX_LINE_BYTES
+from embedclf.util.paths import cache_dir, find_local
+from embedclf.vectors.cache import MAX_LINE_BYTES, load_vectors
 from embedclf.vectors.coverage import Coverage, build_embedding_matrix
 from embedclf.vectors.indomain import pretrained_vectors
 from embedclf.vectors.sources import word_vectors
+from embedclf.vectors.textformat import Vectors
 
 log = logging.getLogger(__name__)
 
@@ -72,15 +73,44 @@ def pretrained_embedding(
     featurizer = datamodule.featurizer
     assert featurizer is not None
     words = len(featurizer.vocab)
-    init = np.zeros((featurizer.input_size, vectors.dim), dtype=np.float32)
     counts = datamodule.feature_counts()[:words]
-    matrix, coverage = build_embedding_matrix(featurizer.vocab, counts, vectors, init[:words])
-    init[:words] = matrix
+    blocks, coverage = [], None
+    for setting, source in [(str(v.name), vectors), *_concat_vectors(cfg)]:
+        block = np.zeros((featurizer.input_size, source.dim), dtype=np.float32)
+        matrix, found = build_embedding_matrix(featurizer.vocab, counts, source, block[:words])
+        block[:words] = matrix
+        blocks.append(block)
+        log.info("%s: %s", setting, found.summary())
+        coverage = coverage or found
+    init = np.concatenate(blocks, axis=1) if len(blocks) > 1 else blocks[0]
     if v.get("normalize"):  # unit-length rows: every word weighs by its weight, not its norm
         norms = np.linalg.norm(init, axis=1, keepdims=True)
         init = np.divide(init, norms, out=np.zeros_like(init), where=norms > 0)
-    log.info("%s: %s", v.name, coverage.summary())
+    assert coverage is not None
     return init, coverage
+
+
+def _concat_vectors(cfg: DictConfig) -> list[tuple[str, Vectors]]:
+    """The files of ``vectors.concat``, each loaded: their vectors go beside the main ones, so
+    a word's row is ``[main, concat[0], ...]`` (zeros in a part whose file lacks the word).
+
+    GloVe's general English and word2vec trained in the texts' domain (IMDB's reviews for
+    SST-2's sentences) know different things about a word; an encoder over both sees both."""
+    v = cfg.vectors
+    loaded = []
+    for i, name in enumerate(v.get("concat") or []):
+        setting = f"vectors.concat[{i}]"
+        found = find_local([str(name)], cfg.paths.data_dir)
+        if found is None:
+            raise VectorsError(f"{setting}={name} does not exist; fix the path or remove it")
+        source = load_vectors(
+            found,
+            cache_dir=cache_dir(cfg.paths.cache_dir) / "vectors",
+            trust_header=bool(v.get("trust_header", True)),
+            max_line_bytes=int(v.get("max_line_bytes", MAX_LINE_BYTES)),
+        )
+        loaded.append((f"{setting}={found}", source))
+    return loaded
 
 
 def net_spec(

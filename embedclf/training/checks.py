@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig
 
 from embedclf.data.datamodule import TextFolderDataModule
 from embedclf.models.checkpoint import featurizer_of, load_checkpoint
@@ -20,6 +20,7 @@ from embedclf.models.encoders.bag import WEIGHTINGS
 from embedclf.text.featurizer import MAX_FEATURES
 from embedclf.text.tokenizer import SIDES
 from embedclf.util.errors import ConfigError
+from embedclf.util.paths import find_local
 
 
 def _whole(value: Any) -> bool:
@@ -220,6 +221,18 @@ def check_run(cfg: DictConfig) -> None:
         f"{vectors.get('name') if vectors else ''} was published in; use one of "
         f"{', '.join(map(str, dims or []))}",
     )
+    concat = vectors.get("concat") if vectors else None
+    _require(
+        concat is None
+        or (isinstance(concat, ListConfig | list) and all(isinstance(c, str) for c in concat)),
+        f"vectors.concat={concat!r} must be a list of vectors files, "
+        "e.g. vectors.concat=[/data/word2vec.vec]",
+    )
+    for i, name in enumerate(concat or []):
+        _require(
+            find_local([name], cfg.get("paths", {}).get("data_dir")) is not None,
+            f"vectors.concat[{i}]={name} does not exist; fix the path or remove it",
+        )
     limit = vectors.get("max_line_bytes", 1) if vectors else 1
     _require(
         _whole(limit) and limit >= 1,

@@ -31,6 +31,14 @@ DATA_PLUMBING = (
 DATA_FILES = ("root", "train", "val", "test")  # shown by their names, not their whole paths
 
 
+def _vectors_shown(cfg: DictConfig) -> str:
+    """The vectors' name, and the files ``vectors.concat`` puts beside them by file name."""
+    v = cfg.get("vectors")
+    if not v:
+        return "none"
+    return " + ".join([str(v.name), *(Path(str(c)).name for c in v.get("concat") or [])])
+
+
 def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
     """The run's settings as TensorBoard's HPARAMS tab shows them: one column per leaf.
 
@@ -45,7 +53,7 @@ def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
     chosen = {
         "experiment": cfg.task_name,
         "seed": cfg.seed,
-        "vectors": cfg.vectors.name if cfg.get("vectors") else "none",
+        "vectors": _vectors_shown(cfg),
         "data": data,
         "model": cfg.model,
         "trainer": {k: v for k, v in cfg.trainer.items() if k != "default_root_dir"},

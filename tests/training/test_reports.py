@@ -124,3 +124,16 @@ def test_hparams_are_the_chosen_settings_with_the_swept_ones_first(tmp_path, mon
     values = flat_hparams(compose_cfg("experiment=ngram", "data=amazon_full", output_dir=tmp_path))
     assert not [k for k in values if any(p in k for p in (*plumbing, "download", "md5"))]
     assert values["data.train"] == "amazon_review_full_csv/train.csv"
+
+
+def test_hparams_name_the_vectors_and_the_files_put_beside_them(tmp_path):
+    from embedclf.training.reports import flat_hparams
+
+    plain = flat_hparams(compose_cfg("experiment=sentence_cnn", output_dir=tmp_path))
+    assert plain["vectors"] == "glove.6B.50d"
+    both = compose_cfg(
+        "experiment=sentence_cnn", "vectors.concat=[/w/imdb-word2vec.vec]", output_dir=tmp_path
+    )
+    assert flat_hparams(both)["vectors"] == "glove.6B.50d + imdb-word2vec.vec"
+    learned = compose_cfg("experiment=imdb_lstm", output_dir=tmp_path)
+    assert flat_hparams(learned)["vectors"] == "none"
