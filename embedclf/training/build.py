@@ -80,7 +80,7 @@ def pretrained_embedding(
         matrix, found = build_embedding_matrix(featurizer.vocab, counts, source, block[:words])
         block[:words] = matrix
         blocks.append(block)
-        log.info("%s: %s", setting, found.summary())
+        log.info("%s", found.summary(setting))
         coverage = coverage or found
     init = np.concatenate(blocks, axis=1) if len(blocks) > 1 else blocks[0]
     if v.get("normalize"):  # unit-length rows: every word weighs by its weight, not its norm

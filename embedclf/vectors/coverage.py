@@ -41,10 +41,10 @@ class Coverage:
     def token_share(self) -> float:
         return self.tokens_found / self.tokens_total if self.tokens_total else 0.0
 
-    def summary(self, name: str = "GloVe", shown: int = 10) -> str:
+    def summary(self, name: str = "vectors", shown: int = 10) -> str:
         """One line for a log, naming the ``shown`` most frequent missing words."""
         line = (
-            f"{name} covers {self.vocab_found:,} of {self.vocab_size:,} vocabulary words "
+            f"{name}: {self.vocab_found:,} of {self.vocab_size:,} vocabulary words found "
             f"({_percent(self.vocab_found, self.vocab_size)}) and "
             f"{_percent(self.tokens_found, self.tokens_total)} of training tokens"
         )

@@ -406,7 +406,7 @@ def test_coverage_figures():
     assert coverage.vocab_share == pytest.approx(3 / 7)
     assert coverage.token_share == pytest.approx(63 / 113)
     assert coverage.summary() == (
-        "GloVe covers 3 of 7 vocabulary words (42.9%) and 55.8% of training tokens; "
+        "vectors: 3 of 7 vocabulary words found (42.9%) and 55.8% of training tokens; "
         "most frequent missing: br, qqq, xyz"
     )
     assert coverage.summary(shown=2).endswith("most frequent missing: br, qqq, ...")
@@ -418,7 +418,7 @@ def test_coverage_summary_formats():
         vocab_size=9999, vocab_found=9999, tokens_total=10, tokens_found=10, top_missing=[]
     )
     assert full.summary() == (
-        "GloVe covers 9,999 of 9,999 vocabulary words (100.0%) and 100.0% of training tokens; "
+        "vectors: 9,999 of 9,999 vocabulary words found (100.0%) and 100.0% of training tokens; "
         "none missing"
     )
     almost = Coverage(
