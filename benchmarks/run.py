@@ -278,12 +278,12 @@ def bench_sentences(env: dict[str, str], tmp: Path, data_dir: Path) -> None:
         [sys.executable, "-m", "embedclf.pretrain", "experiment=few_indomain"], env
     )
     imdb_word2vec = printed.strip().splitlines()[-1]
+    concat = f"vectors.concat=[{imdb_word2vec}]"
+    both = ["experiment=sentence_rnn", "embedding=multichannel", concat]
     with_word2vec = {
-        "sentence_rnn multichannel GloVe+IMDB word2vec": [
-            "experiment=sentence_rnn",
-            "embedding=multichannel",
-            f"vectors.concat=[{imdb_word2vec}]",
-        ],
+        "sentence_rnn multichannel GloVe+IMDB word2vec": both,
+        # kept: Kim's vocabulary, the pretrained vectors stand for words training never saw
+        "sentence_rnn multichannel GloVe+IMDB word2vec, kept": [*both, "data.unseen_words=keep"],
     }
     for name, settings in SENTENCE_SETS.items():
         settings = [s.format(d=data_dir) for s in settings]
