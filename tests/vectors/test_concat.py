@@ -41,6 +41,32 @@ def test_each_words_row_is_the_main_vectors_then_the_concat_files(dirs, tiny_tre
     assert predictor.probabilities(["good plot", "bad"]).shape == (2, 2)
 
 
+def test_kims_two_channels_each_start_from_both_files(dirs, tiny_tree, tmp_path):
+    main = tmp_path / "glove.txt"
+    main.write_text("good 1 2 3\nbad -1 -2 -3\n")
+    more = tmp_path / "word2vec.vec"
+    more.write_text("good 7 8\nplot 4 5\n")
+    metrics = train_in_process(
+        dirs["run"],
+        "experiment=sentence_rnn",
+        "embedding=multichannel",
+        f"vectors.path={main}",
+        "vectors.dim=3",
+        f"vectors.concat=[{more}]",
+        *SMALL,
+        "model.optimizer.lr=0.05",
+        "data=imdb",
+        f"data.root={tiny_tree}",
+    )
+    state = torch.load(metrics["checkpoint"], weights_only=True)["state_dict"]
+    static, tuned = state["net.embedding.static.weight"], state["net.embedding.tuned.weight"]
+    index = Predictor(metrics["checkpoint"]).featurizer.word_index
+    assert static.shape[1] == tuned.shape[1] == 5
+    assert static[index["good"]].tolist() == [1, 2, 3, 7, 8]  # frozen: as built
+    assert static[index["plot"]].tolist() == [0, 0, 0, 4, 5]
+    assert not torch.equal(tuned[index["good"]], static[index["good"]])  # tuned with the task
+
+
 @pytest.mark.parametrize(
     "value, message",
     [
