@@ -108,6 +108,7 @@ def _concat_vectors(cfg: DictConfig) -> list[tuple[str, Vectors]]:
             cache_dir=cache_dir(cfg.paths.cache_dir) / "vectors",
             trust_header=bool(v.get("trust_header", True)),
             max_line_bytes=int(v.get("max_line_bytes", MAX_LINE_BYTES)),
+            choose_member=f"unzip the one {setting} should read and name that file",
         )
         loaded.append((f"{setting}={found}", source))
     return loaded

@@ -137,9 +137,12 @@ def is_zip_name(path: Path | str) -> bool:
     return str(path).lower().endswith(".zip")
 
 
-def choose_zip_member(path: Path, member: str | None) -> str:
+def choose_zip_member(
+    path: Path, member: str | None, how: str = "choose one with vectors.member"
+) -> str:
     """The member of the zip ``path`` to read: ``member`` when the archive has it, else the
-    archive's only file (folders and macOS resource forks aside).
+    archive's only file (folders and macOS resource forks aside); ``how`` says how to choose
+    when neither is there.
 
     The one rule for every zip this project reads (GloVe's ``glove.6B.zip`` holds four sizes,
     ``glove.6B.50d.zip`` one file, a user's zip any name).
@@ -164,9 +167,7 @@ def choose_zip_member(path: Path, member: str | None) -> str:
         return names[0]
     shown = ", ".join(names[:20]) + (f", ... ({len(names) - 20} more)" if len(names) > 20 else "")
     if member is None:
-        raise ArchiveError(
-            f"{path} holds {len(names)} files; choose one with vectors.member: {shown or 'none'}"
-        )
+        raise ArchiveError(f"{path} holds {len(names)} files; {how}: {shown or 'none'}")
     raise ArchiveError(f"{path} has no member '{member}'; it holds: {shown or 'nothing'}")
 
 

@@ -201,13 +201,15 @@ def load_vectors(
     cache_dir: Path,
     trust_header: bool = True,
     max_line_bytes: int = MAX_LINE_BYTES,
+    choose_member: str = "choose one with vectors.member",
 ) -> Vectors:
     """Load word vectors from text, zipped text (one member) or gzipped text, via a cache.
 
     ``path`` is a ``.zip`` (``member`` is read by streaming, nothing is extracted; it may be
-    omitted when the archive holds one file), a ``.gz``, or plain text (``.txt``, ``.vec``).
-    The first load writes ``cache_dir/<stem>-<hash of name, member, size, mtime>/``; later
-    loads memory-map it (the matrix is then a read-only ``np.memmap``).
+    omitted when the archive holds one file; else ``choose_member`` says how to choose), a
+    ``.gz``, or plain text (``.txt``, ``.vec``). The first load writes
+    ``cache_dir/<stem>-<hash of name, member, size, mtime>/``; later loads memory-map it (the
+    matrix is then a read-only ``np.memmap``).
     """
     path = Path(path)
     try:
@@ -215,7 +217,7 @@ def load_vectors(
     except OSError as err:
         raise VectorsError(f"cannot read word vectors {path}: {err.strerror}") from None
     if is_zip_name(path):
-        member = choose_zip_member(path, member)
+        member = choose_zip_member(path, member, choose_member)
         source = f"{path} (member {member})"
     elif member is not None:
         raise VectorsError(f"member={member!r} was given but {path} is not a .zip archive")

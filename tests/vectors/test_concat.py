@@ -3,6 +3,8 @@ file lacks the word), under any encoder; bad entries are refused in one line bef
 
 from __future__ import annotations
 
+import zipfile
+
 import pytest
 import torch
 
@@ -80,3 +82,28 @@ def test_a_bad_concat_entry_is_one_line_naming_it(dirs, value, message):
     with pytest.raises(UserError, match=message) as caught:
         check_run(cfg)
     assert "\n" not in str(caught.value)
+
+
+def test_a_concat_zip_of_several_files_says_to_unzip_the_one_to_read(dirs, tiny_tree, tmp_path):
+    main = tmp_path / "glove.txt"
+    main.write_text("good 1 2 3\n")
+    both = tmp_path / "two.zip"
+    with zipfile.ZipFile(both, "w") as archive:
+        archive.writestr("a.vec", "good 7 8\n")
+        archive.writestr("b.vec", "good 9 9\n")
+    with pytest.raises(UserError) as caught:
+        train_in_process(
+            dirs["run"],
+            "experiment=sentence_cnn",
+            f"vectors.path={main}",
+            "vectors.dim=3",
+            f"vectors.concat=[{both}]",
+            *SMALL,
+            "data=imdb",
+            f"data.root={tiny_tree}",
+        )
+    message = str(caught.value)
+    assert message == (
+        f"{both} holds 2 files; unzip the one vectors.concat[0] should read and name that file: "
+        "a.vec, b.vec"
+    )
