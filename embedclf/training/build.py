@@ -21,11 +21,11 @@ from embedclf.models.weighting import fit_to_training_data
 from embedclf.text.featurizer import TextFeaturizer
 from embedclf.training.checkpoints import SafeCheckpointIO
 from embedclf.util.errors import VectorsError
-from embedclf.util.paths import cache_dir, find_local
+from embedclf.util.paths import cache_dir
 from embedclf.vectors.cache import MAX_LINE_BYTES, load_vectors
 from embedclf.vectors.coverage import Coverage, build_embedding_matrix
 from embedclf.vectors.indomain import pretrained_vectors
-from embedclf.vectors.sources import word_vectors
+from embedclf.vectors.sources import concat_files, word_vectors
 from embedclf.vectors.textformat import Vectors
 
 log = logging.getLogger(__name__)
@@ -74,20 +74,19 @@ def pretrained_embedding(
     assert featurizer is not None
     words = len(featurizer.vocab)
     counts = datamodule.feature_counts()[:words]
-    blocks, coverage = [], None
+    blocks, coverages = [], []
     for setting, source in [(str(v.name), vectors), *_concat_vectors(cfg)]:
         block = np.zeros((featurizer.input_size, source.dim), dtype=np.float32)
         matrix, found = build_embedding_matrix(featurizer.vocab, counts, source, block[:words])
         block[:words] = matrix
         blocks.append(block)
+        coverages.append(found)
         log.info("%s", found.summary(setting))
-        coverage = coverage or found
     init = np.concatenate(blocks, axis=1) if len(blocks) > 1 else blocks[0]
     if v.get("normalize"):  # unit-length rows: every word weighs by its weight, not its norm
         norms = np.linalg.norm(init, axis=1, keepdims=True)
         init = np.divide(init, norms, out=np.zeros_like(init), where=norms > 0)
-    assert coverage is not None
-    return init, coverage
+    return init, coverages[0]  # the main vectors' (metrics.json, TensorBoard)
 
 
 def _concat_vectors(cfg: DictConfig) -> list[tuple[str, Vectors]]:
@@ -98,19 +97,15 @@ def _concat_vectors(cfg: DictConfig) -> list[tuple[str, Vectors]]:
     SST-2's sentences) know different things about a word; an encoder over both sees both."""
     v = cfg.vectors
     loaded = []
-    for i, name in enumerate(v.get("concat") or []):
-        setting = f"vectors.concat[{i}]"
-        found = find_local([str(name)], cfg.paths.data_dir)
-        if found is None:
-            raise VectorsError(f"{setting}={name} does not exist; fix the path or remove it")
+    for setting, path in concat_files(v.get("concat") or [], cfg.paths.data_dir):
         source = load_vectors(
-            found,
+            path,
             cache_dir=cache_dir(cfg.paths.cache_dir) / "vectors",
             trust_header=bool(v.get("trust_header", True)),
             max_line_bytes=int(v.get("max_line_bytes", MAX_LINE_BYTES)),
             choose_member=f"unzip the one {setting} should read and name that file",
         )
-        loaded.append((f"{setting}={found}", source))
+        loaded.append((f"{setting}={path}", source))
     return loaded
 
 

@@ -20,7 +20,7 @@ from embedclf.models.encoders.bag import WEIGHTINGS
 from embedclf.text.featurizer import MAX_FEATURES
 from embedclf.text.tokenizer import SIDES
 from embedclf.util.errors import ConfigError
-from embedclf.util.paths import find_local
+from embedclf.vectors.sources import concat_files
 
 
 def _whole(value: Any) -> bool:
@@ -228,11 +228,7 @@ def check_run(cfg: DictConfig) -> None:
         f"vectors.concat={concat!r} must be a list of vectors files, "
         "e.g. vectors.concat=[/data/word2vec.vec]",
     )
-    for i, name in enumerate(concat or []):
-        _require(
-            find_local([name], cfg.get("paths", {}).get("data_dir")) is not None,
-            f"vectors.concat[{i}]={name} does not exist; fix the path or remove it",
-        )
+    concat_files(concat or [], cfg.get("paths", {}).get("data_dir"))  # each file exists
     limit = vectors.get("max_line_bytes", 1) if vectors else 1
     _require(
         _whole(limit) and limit >= 1,

@@ -18,6 +18,18 @@ from embedclf.vectors.textformat import Vectors
 log = logging.getLogger(__name__)
 
 
+def concat_files(names: Sequence[str], data_dir: str | None) -> list[tuple[str, Path]]:
+    """Each ``vectors.concat`` entry's setting (``vectors.concat[i]``) and file, found as
+    ``vectors.path`` is (a path, or a name in the data directory); a missing one is refused."""
+    found = []
+    for i, name in enumerate(names):
+        setting, path = f"vectors.concat[{i}]", find_local([str(name)], data_dir)
+        if path is None:
+            raise VectorsError(f"{setting}={name} does not exist; fix the path or remove it")
+        found.append((setting, path))
+    return found
+
+
 def word_vectors(
     *,
     path: str | None,
