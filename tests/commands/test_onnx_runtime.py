@@ -23,6 +23,12 @@ MODELS = {
     "mean": ["experiment=seed_learned", "model=flatten", "model.net.encoder.kind=mean"],
     "pooled": ["experiment=seed_learned", "model=pooled"],
     "cnn": ["experiment=seed_learned", "model=cnn", "model.net.embedding.dim=8"],
+    "cnn_max_mean": [
+        "experiment=seed_learned",
+        "model=cnn",
+        "model.net.embedding.dim=8",
+        "model.net.encoder.pool=max_mean",
+    ],
     "rnn": ["experiment=seed_learned", "model=rnn", "model.net.encoder.layers=2"],
     "gru_last": [
         "experiment=seed_learned",
@@ -68,7 +74,7 @@ def checkpoint(name: str, tree: Path, root: Path, *more: str) -> str:
 def test_onnxruntime_gives_the_checkpoints_probabilities(name, trees, texts, tmp_path):
     from embedclf.predict import Predictor
 
-    tree = trees["three" if name in ("cnn", "transformer") else "two"]
+    tree = trees["three" if name in ("cnn", "cnn_max_mean", "transformer") else "two"]
     ckpt = checkpoint(name, tree, tmp_path)
     out = tmp_path / "exported"
     difference = export.export_onnx(ckpt, out)

@@ -95,6 +95,8 @@ def test_frozen_embedding_takes_no_gradient_and_init_choices_differ():
         {"kind": "rnn", "cell": "lstm", "layers": 2, "pool": "mean"},
         {"kind": "transformer", "positions": "sinusoidal", "pool": "cls"},
         {"kind": "cnn", "widths": [2, 6], "filters": 5},
+        {"kind": "cnn", "widths": [2, 6], "filters": 5, "pool": "mean"},
+        {"kind": "cnn", "widths": [2, 6], "filters": 5, "pool": "max_mean"},
     ],
     ids=lambda s: "-".join(str(v) for v in s.values()),
 )
@@ -125,6 +127,23 @@ def test_cnn_leaves_out_windows_of_padding_only():
     ids = torch.tensor([[0, 0, 0, 0, 3, 4, 5, 0]])
     assert float(net.encode(ids)) == 0.0  # every real window is below zero: ReLU gives 0
     torch.testing.assert_close(net.encode(ids), net.encode(torch.tensor([[3, 4, 5]])))
+
+
+def test_cnn_mean_is_over_the_windows_with_a_real_word():
+    """One filter summing a width-2 window of vectors 1, 2, 3: the windows holding a real word
+    are [0 1], [1 2], [2 3], [3 0] (sums 1, 3, 5, 3), so the mean is 3 and the max 5."""
+    net = EmbeddingClassifier(
+        net_spec(10, 8, dim=1, kind="cnn", widths=[2], filters=1, pool="max_mean")
+    )
+    assert net.encoder.out_dim == 2
+    with torch.no_grad():
+        net.embedding.weight.copy_(torch.arange(10.0).view(10, 1))
+        net.encoder.convs[0].weight.fill_(1.0)
+        net.encoder.convs[0].bias.fill_(0.0)
+    for ids in ([[1, 2, 3]], [[0, 0, 1, 2, 3, 0, 0, 0]]):
+        torch.testing.assert_close(net.encode(torch.tensor(ids)), torch.tensor([[5.0, 3.0]]))
+    with pytest.raises(ValueError, match="pool must be one of"):
+        EmbeddingClassifier(net_spec(10, 8, dim=1, kind="cnn", pool="avg"))
 
 
 @pytest.mark.parametrize("model", ["cnn", "rnn", "transformer"])

@@ -1,4 +1,6 @@
-"""``cnn``: Kim (2014)'s convolutions over the word vectors, ReLU, max over time.
+"""``cnn``: Kim (2014)'s convolutions over the word vectors, ReLU, max over time (``pool:
+max``), the mean over the windows (``mean``: a bag of learned n-gram features, as in Johnson
+and Zhang 2015's seq-CNN), or both side by side (``max_mean``).
 
 Each row is convolved as a wide convolution: its real words with ``width - 1`` zero vectors on
 either side, and only the windows that hold at least one real word count. So a row shorter than
@@ -16,6 +18,8 @@ from torch import nn
 
 from embedclf.models.encoders.base import Encoder
 
+POOLS = ("max", "mean", "max_mean")
+
 
 class CNN(Encoder):
     kind = "cnn"
@@ -28,13 +32,16 @@ class CNN(Encoder):
         rows: int,
         widths: Sequence[int] = (3, 4, 5),
         filters: int = 100,
+        pool: str = "max",
     ) -> None:
         super().__init__(dim=dim, seq_len=seq_len, rows=rows)
         if not widths or any(int(w) < 1 for w in widths) or filters < 1:
             raise ValueError(f"cnn needs filter widths >= 1 and filters >= 1, got {widths}")
-        self.widths = [int(w) for w in widths]
+        if pool not in POOLS:
+            raise ValueError(f"cnn: pool must be one of {', '.join(POOLS)}, got {pool!r}")
+        self.widths, self.pool = [int(w) for w in widths], pool
         self.convs = nn.ModuleList(nn.Conv1d(dim, filters, w) for w in self.widths)
-        self.out_dim = filters * len(self.widths)
+        self.out_dim = filters * len(self.widths) * (2 if pool == "max_mean" else 1)
 
     def forward(self, embedding: nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         real = mask.unsqueeze(1).to(torch.float32)  # (n, 1, L)
@@ -46,5 +53,10 @@ class CNN(Encoder):
             has_real = F.conv1d(F.pad(real, (width - 1, width - 1)), real.new_ones(1, 1, width))
             # ReLU outputs are >= 0: zeroing the windows without a real word leaves the max of
             # the others (and 0 for a row with no word at all)
-            pooled.append((F.relu(conv(x)) * (has_real > 0)).amax(-1))
+            windows = has_real > 0
+            features = F.relu(conv(x)) * windows
+            if self.pool != "mean":
+                pooled.append(features.amax(-1))
+            if self.pool != "max":
+                pooled.append(features.sum(-1) / windows.sum(-1).clamp(min=1))
         return torch.cat(pooled, dim=-1)
