@@ -7,6 +7,7 @@ the data's featurizer.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -16,7 +17,6 @@ from embedclf.data.datamodule import TextFolderDataModule
 from embedclf.models.checkpoint import featurizer_of, load_checkpoint
 from embedclf.models.classifier import INITS
 from embedclf.models.encoders import ENCODERS
-from embedclf.models.encoders.bag import WEIGHTINGS
 from embedclf.text.featurizer import MAX_FEATURES
 from embedclf.text.tokenizer import SIDES
 from embedclf.util.errors import ConfigError
@@ -142,11 +142,26 @@ def check_net(net: Any) -> None:
         "model.net.embedding.sparse=true does not go with channels=2 (embedding=multichannel): "
         "set model.net.embedding.sparse=false",
     )
-    if ENCODERS[kind].bag:
-        weighting = net.encoder.get("weighting", "none")
+    _check_encoder_settings(kind, net.encoder)
+
+
+def _check_encoder_settings(kind: str, settings: Any) -> None:
+    """Each of the encoder's settings is one it takes, and a setting that names one of a few
+    choices names one of them (else the encoder's constructor would fail inside Hydra's
+    instantiate, after the data was read)."""
+    encoder = ENCODERS[kind]
+    parameters = inspect.signature(encoder.__init__).parameters
+    own = [name for name in parameters if name not in ("self", "dim", "seq_len", "rows")]
+    for name in settings:
         _require(
-            weighting in WEIGHTINGS,
-            f"model.net.encoder.weighting={weighting!r} must be one of {', '.join(WEIGHTINGS)}",
+            name == "kind" or name in own,
+            f"model.net.encoder.{name} is not a setting of the {kind} encoder "
+            f"(its settings: {', '.join(own) or 'none'})",
+        )
+    for name, names in encoder.choices.items():
+        value = settings.get(name, parameters[name].default)
+        _require(
+            value in names, f"model.net.encoder.{name}={value!r} must be one of {', '.join(names)}"
         )
 
 

@@ -247,6 +247,23 @@ def bad_files(tmp_path, trained) -> dict[str, Path]:
             "model.net.encoder.kind=max",
             r"model\.net\.encoder\.kind='max' must be one of flatten, mean",
         ),
+        ("model=cnn model.net.encoder.pool=avg", r"encoder\.pool='avg' must be one of max, mean"),
+        (
+            "model=rnn model.net.encoder.cell=elman",
+            r"encoder\.cell='elman' must be one of lstm, gru",
+        ),
+        (
+            "model=transformer model.net.encoder.positions=rope",
+            r"encoder\.positions='rope' must be one of learned, sinusoidal",
+        ),
+        (
+            "model=cnn +model.net.encoder.filter=50",
+            r"encoder\.filter is not a setting of the cnn encoder \(its settings: widths, filters",
+        ),
+        (
+            "+model.net.encoder.widths=[3]",
+            r"encoder\.widths is not a setting of the flatten encoder \(its settings: none\)",
+        ),
         ("+trainer.precision=16-mixed", r"trainer\.precision=16-mixed scales the loss"),
         ("model.optimizer.lr=-0.1", r"model\.optimizer\.lr=-0\.1 must be a number above 0"),
         ("trainer.max_epochs=0", r"trainer\.max_epochs=0 trains nothing"),

@@ -25,6 +25,7 @@ class Bag(Encoder):
     bag = True
     layout = "bag"
     by_weight: ClassVar[bool] = False  # divide by the weights' sum instead of the count
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"weighting": WEIGHTINGS}
 
     def __init__(
         self, *, dim: int, seq_len: int, rows: int, weighting: str = "none", sif_a: float = 1e-3

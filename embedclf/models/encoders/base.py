@@ -29,6 +29,8 @@ class Encoder(nn.Module):
     kind: ClassVar[str]
     bag: ClassVar[bool] = False  # True: the embedding is an nn.EmbeddingBag (sum mode)
     layout: ClassVar[str] = "longest"  # one of LAYOUTS
+    # the settings that take one of a few names, and those names (checked before a run)
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {}
     out_dim: int
 
     def __init__(self, *, dim: int, seq_len: int, rows: int) -> None:

@@ -11,6 +11,7 @@ changes the output (padding vectors are zeroed, and all-padding windows are left
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +24,7 @@ POOLS = ("max", "mean", "max_mean")
 
 class CNN(Encoder):
     kind = "cnn"
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"pool": POOLS}
 
     def __init__(
         self,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +25,7 @@ POOLS = ("last", "max", "mean")
 
 class RNN(Encoder):
     kind = "rnn"
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"cell": tuple(CELLS), "pool": POOLS}
 
     def __init__(
         self,

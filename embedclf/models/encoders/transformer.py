@@ -5,6 +5,7 @@ of attention, then the masked mean or a CLS token."""
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -14,6 +15,7 @@ from embedclf.models.encoders.sequence import left_aligned
 
 MAX_POSITIONS = 4096
 POOLS = ("mean", "cls")
+POSITIONS = ("learned", "sinusoidal")
 
 
 def sinusoid(positions: int, width: int) -> torch.Tensor:
@@ -28,6 +30,7 @@ def sinusoid(positions: int, width: int) -> torch.Tensor:
 
 class Transformer(Encoder):
     kind = "transformer"
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"positions": POSITIONS, "pool": POOLS}
 
     def __init__(
         self,
@@ -45,7 +48,7 @@ class Transformer(Encoder):
     ) -> None:
         super().__init__(dim=dim, seq_len=seq_len, rows=rows)
         width = int(width or dim)
-        if width % heads or positions not in ("learned", "sinusoidal") or pool not in POOLS:
+        if width % heads or positions not in POSITIONS or pool not in POOLS:
             raise ValueError(
                 f"transformer: width ({width}) must divide into heads ({heads}), positions "
                 f"learned or sinusoidal, pool one of {', '.join(POOLS)}"
