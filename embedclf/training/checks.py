@@ -114,7 +114,7 @@ def check_config(cfg: DictConfig) -> None:
 
 def check_net(net: Any) -> None:
     """The ``model.net`` spec: an encoder kind that exists, a whole embedding width, a known
-    initialisation and, for bags, a known feature weighting."""
+    initialisation, and only settings the encoder takes, with known choices."""
     dim = net.embedding.get("dim")
     _require(
         _whole(dim) and dim >= 1, f"model.net.embedding.dim={dim!r} must be a whole number >= 1"
@@ -151,10 +151,16 @@ def _check_encoder_settings(kind: str, settings: Any) -> None:
     instantiate, after the data was read)."""
     encoder = ENCODERS[kind]
     parameters = inspect.signature(encoder.__init__).parameters
-    own = [name for name in parameters if name not in ("self", "dim", "seq_len", "rows")]
+    own = [
+        name
+        for name, p in parameters.items()
+        if name not in ("self", "dim", "seq_len", "rows")
+        and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    takes_any = any(p.kind == p.VAR_KEYWORD for p in parameters.values())
     for name in settings:
         _require(
-            name == "kind" or name in own,
+            name == "kind" or name in own or takes_any,
             f"model.net.encoder.{name} is not a setting of the {kind} encoder "
             f"(its settings: {', '.join(own) or 'none'})",
         )

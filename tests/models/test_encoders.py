@@ -75,6 +75,18 @@ def test_the_registry_names_each_kind_once():
         encoder_class({})
 
 
+@pytest.mark.parametrize("kind", list(ENCODERS))
+def test_each_choice_setting_is_a_keyword_whose_default_is_a_choice(kind):
+    """What training/checks.py reads before a run: a setting of ``choices`` left out of the
+    config takes the constructor's default, which must be one of the choices."""
+    import inspect
+
+    parameters = inspect.signature(ENCODERS[kind].__init__).parameters
+    for name, names in ENCODERS[kind].choices.items():
+        assert parameters[name].kind == inspect.Parameter.KEYWORD_ONLY, name
+        assert parameters[name].default in names, name
+
+
 def test_frozen_embedding_takes_no_gradient_and_init_choices_differ():
     frozen = EmbeddingClassifier(net_spec(30, 4, freeze=True))
     assert not frozen.embedding.weight.requires_grad
@@ -144,6 +156,19 @@ def test_cnn_mean_is_over_the_windows_with_a_real_word():
         torch.testing.assert_close(net.encode(torch.tensor(ids)), torch.tensor([[5.0, 3.0]]))
     with pytest.raises(ValueError, match="pool must be one of"):
         EmbeddingClassifier(net_spec(10, 8, dim=1, kind="cnn", pool="avg"))
+
+
+def test_cnn_mean_of_a_long_row_stays_finite_in_float16():
+    """1,000 windows of 80 sum past float16's largest number (65,504); their mean is 80."""
+    net = EmbeddingClassifier(
+        net_spec(10, 8, dim=8, kind="cnn", widths=[1], filters=1, pool="mean")
+    )
+    with torch.no_grad():
+        net.embedding.weight.fill_(10.0)
+        net.encoder.convs[0].weight.fill_(1.0)
+        net.encoder.convs[0].bias.fill_(0.0)
+    net = net.half()
+    assert float(net.encode(torch.full((1, 1000), 3))) == 80.0
 
 
 @pytest.mark.parametrize("model", ["cnn", "rnn", "transformer"])

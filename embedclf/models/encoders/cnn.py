@@ -60,5 +60,7 @@ class CNN(Encoder):
             if self.pool != "mean":
                 pooled.append(features.amax(-1))
             if self.pool != "max":
-                pooled.append(features.sum(-1) / windows.sum(-1).clamp(min=1))
+                # summed in float32: a long review's sum can pass float16's largest number
+                total = features.sum(-1, dtype=torch.float32)
+                pooled.append((total / windows.sum(-1).clamp(min=1)).to(features.dtype))
         return torch.cat(pooled, dim=-1)
