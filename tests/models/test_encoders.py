@@ -76,7 +76,7 @@ def test_the_registry_names_each_kind_once():
 
 
 @pytest.mark.parametrize("kind", list(ENCODERS))
-def test_each_choice_setting_is_a_keyword_whose_default_is_a_choice(kind):
+def test_each_checked_setting_is_a_keyword_whose_default_passes(kind):
     """What training/checks.py reads before a run: a setting of ``choices`` left out of the
     config takes the constructor's default, which must be one of the choices."""
     import inspect
@@ -85,6 +85,11 @@ def test_each_choice_setting_is_a_keyword_whose_default_is_a_choice(kind):
     for name, names in ENCODERS[kind].choices.items():
         assert parameters[name].kind == inspect.Parameter.KEYWORD_ONLY, name
         assert parameters[name].default in names, name
+    for name, (least, most) in ENCODERS[kind].counts.items():
+        assert parameters[name].kind == inspect.Parameter.KEYWORD_ONLY, name
+        default = parameters[name].default
+        for value in default if isinstance(default, tuple) else [default]:
+            assert least <= value and (most is None or value <= most), name
 
 
 def test_frozen_embedding_takes_no_gradient_and_init_choices_differ():

@@ -256,6 +256,11 @@ def bad_files(tmp_path, trained) -> dict[str, Path]:
             "model=transformer model.net.encoder.positions=rope",
             r"encoder\.positions='rope' must be one of learned, sinusoidal",
         ),
+        ("model=cnn model.net.encoder.widths=[3,0]", r"widths=\[3, 0\] must be whole numbers >= 1"),
+        ("model=cnn model.net.encoder.filters=0", r"filters=0 must be a whole number >= 1"),
+        ("model=rnn model.net.encoder.layers=5", r"layers=5 must be a whole number from 1 to 4"),
+        ("model=rnn model.net.encoder.hidden=1.5", r"hidden=1\.5 must be a whole number >= 1"),
+        ("model=transformer model.net.encoder.heads=0", r"heads=0 must be a whole number >= 1"),
         (
             "model=cnn +model.net.encoder.filter=50",
             r"encoder\.filter is not a setting of the cnn encoder \(its settings: widths, filters",

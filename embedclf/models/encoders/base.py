@@ -31,6 +31,8 @@ class Encoder(nn.Module):
     layout: ClassVar[str] = "longest"  # one of LAYOUTS
     # the settings that take one of a few names, and those names (checked before a run)
     choices: ClassVar[dict[str, tuple[str, ...]]] = {}
+    # the whole-number settings (or lists of them) and their least and greatest values
+    counts: ClassVar[dict[str, tuple[int, int | None]]] = {}
     out_dim: int
 
     def __init__(self, *, dim: int, seq_len: int, rows: int) -> None:

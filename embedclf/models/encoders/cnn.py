@@ -25,6 +25,10 @@ POOLS = ("max", "mean", "max_mean")
 class CNN(Encoder):
     kind = "cnn"
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"pool": POOLS}
+    counts: ClassVar[dict[str, tuple[int, int | None]]] = {
+        "widths": (1, None),
+        "filters": (1, None),
+    }
 
     def __init__(
         self,

@@ -26,6 +26,7 @@ POOLS = ("last", "max", "mean")
 class RNN(Encoder):
     kind = "rnn"
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"cell": tuple(CELLS), "pool": POOLS}
+    counts: ClassVar[dict[str, tuple[int, int | None]]] = {"hidden": (1, None), "layers": (1, 4)}
 
     def __init__(
         self,

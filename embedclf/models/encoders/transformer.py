@@ -31,6 +31,11 @@ def sinusoid(positions: int, width: int) -> torch.Tensor:
 class Transformer(Encoder):
     kind = "transformer"
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"positions": POSITIONS, "pool": POOLS}
+    counts: ClassVar[dict[str, tuple[int, int | None]]] = {
+        "layers": (1, None),
+        "heads": (1, None),
+        "ff": (1, None),
+    }
 
     def __init__(
         self,
