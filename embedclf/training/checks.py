@@ -114,7 +114,8 @@ def check_config(cfg: DictConfig) -> None:
 
 def check_net(net: Any) -> None:
     """The ``model.net`` spec: an encoder kind that exists, a whole embedding width, a known
-    initialisation, and only settings the encoder takes, with known choices."""
+    initialisation, and only settings the encoder takes, with known choices and whole numbers
+    within their bounds."""
     dim = net.embedding.get("dim")
     _require(
         _whole(dim) and dim >= 1, f"model.net.embedding.dim={dim!r} must be a whole number >= 1"
@@ -146,9 +147,9 @@ def check_net(net: Any) -> None:
 
 
 def _check_encoder_settings(kind: str, settings: Any) -> None:
-    """Each of the encoder's settings is one it takes, and a setting that names one of a few
-    choices names one of them (else the encoder's constructor would fail inside Hydra's
-    instantiate, after the data was read)."""
+    """Each of the encoder's settings is one it takes, a setting that names one of a few
+    choices names one of them, and a whole-number setting is within its bounds (else the
+    encoder's constructor would fail inside Hydra's instantiate, after the data was read)."""
     encoder = ENCODERS[kind]
     parameters = inspect.signature(encoder.__init__).parameters
     own = [

@@ -77,8 +77,8 @@ def test_the_registry_names_each_kind_once():
 
 @pytest.mark.parametrize("kind", list(ENCODERS))
 def test_each_checked_setting_is_a_keyword_whose_default_passes(kind):
-    """What training/checks.py reads before a run: a setting of ``choices`` left out of the
-    config takes the constructor's default, which must be one of the choices."""
+    """What training/checks.py reads before a run: a setting of ``choices`` or ``counts`` left
+    out of the config takes the constructor's default, which must pass the same check."""
     import inspect
 
     parameters = inspect.signature(ENCODERS[kind].__init__).parameters
