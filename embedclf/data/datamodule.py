@@ -41,6 +41,9 @@ from embedclf.util.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
+# which of the training file's texts the vocabulary is counted over (data.vocab_from)
+VOCAB_FROM = ("train_file", "train_rows")
+
 
 class _SplitBatches(Dataset):
     """One batch per index tensor the sampler yields: the rows' features, flat, with labels.
@@ -156,6 +159,10 @@ class TextDataModule(pl.LightningDataModule):
         unseen_words: ``drop`` (Keras): words of the validation and test texts that training
             never saw are dropped; ``keep``: they get ids after the training words, so that
             pretrained vectors stand for them (their rows are never trained).
+        vocab_from: ``train_file`` (Keras): the vocabulary is counted over every text of the
+            training file, a validation carve's included; ``train_rows``: over the rows
+            training uses, so the carve's words training never saw are unseen words there as
+            test's are (:meth:`TokenizedCorpus.ranked_over`).
         ngrams, buckets: add hashed word n-grams up to ``ngrams`` into ``buckets`` ids.
         maxlen, padding, truncating: Keras ``pad_sequences`` settings.
         train_samples: training rows kept after the shuffle; ``None`` keeps all but val.
@@ -182,6 +189,7 @@ class TextDataModule(pl.LightningDataModule):
         filters: str = KERAS_FILTERS,
         lower: bool = True,
         unseen_words: str = "drop",
+        vocab_from: str = "train_file",
         ngrams: int = 1,
         buckets: int = 0,
         maxlen: int = 20,
@@ -201,6 +209,10 @@ class TextDataModule(pl.LightningDataModule):
         super().__init__()
         if unseen_words not in ("drop", "keep"):
             raise ConfigError(f"data.unseen_words must be drop or keep, got {unseen_words!r}")
+        if vocab_from not in VOCAB_FROM:
+            raise ConfigError(
+                f"data.vocab_from must be one of {', '.join(VOCAB_FROM)}, got {vocab_from!r}"
+            )
         if not isinstance(length_buckets, bool):
             raise ConfigError(f"data.length_buckets must be true or false, got {length_buckets!r}")
         if isinstance(feature_cache_mb, bool) or not (
@@ -278,11 +290,32 @@ class TextDataModule(pl.LightningDataModule):
             )
         return n_train, n_val
 
+    def _parts(self, corpus: TokenizedCorpus) -> tuple[dict[str, np.ndarray], bool]:
+        """The training file's rows for training and validation (a seeded carve), and
+        whether validation is a split of its own (its rows then used as given)."""
+        hp = self.hparams
+        n = len(corpus.labels["train"])
+        given_val = "val" in corpus.ids  # a validation file or split: used as given
+        n_train, n_val = self._split_sizes(n) if not given_val else (n, 0)
+        order = np.random.default_rng(hp.split_seed).permutation(n)
+        parts = {"train": order[:n_train], "val": order[n_train : n_train + n_val]}
+        if hp.val_seed is not None:  # one validation set for every split_seed (and size)
+            held_out = np.random.default_rng(hp.val_seed).permutation(n)[n - n_val :]
+            rest = order[~np.isin(order, held_out)]
+            parts = {"train": rest[:n_train], "val": held_out}
+        if given_val:
+            parts["val"] = np.arange(len(corpus.labels["val"]))
+        return parts, given_val
+
     def setup(self, stage: str | None = None) -> None:
         if self.corpus is not None:
             return
         hp = self.hparams
         corpus = self._load_corpus()
+        parts, given_val = self._parts(corpus) if "train" in corpus.ids else ({}, False)
+        carved = not given_val and len(parts.get("val", ())) > 0
+        if hp.vocab_from == "train_rows" and carved and self.featurizer is None:
+            corpus = corpus.ranked_over(parts["train"], keep_unseen=hp.unseen_words == "keep")
         if self.featurizer is None:
             words = (
                 len(corpus.vocab) if hp.num_words is None else min(hp.num_words, len(corpus.vocab))
@@ -306,19 +339,7 @@ class TextDataModule(pl.LightningDataModule):
             corpus.labels["test"][test_rows],
         )
         self.corpus = corpus
-        if "train" not in corpus.ids:  # a checkpoint scored on a dataset of test rows only
-            return
-        n = len(corpus.labels["train"])
-        given_val = "val" in corpus.ids  # a validation file or split: used as given
-        n_train, n_val = self._split_sizes(n) if not given_val else (n, 0)
-        order = np.random.default_rng(hp.split_seed).permutation(n)
-        parts = {"train": order[:n_train], "val": order[n_train : n_train + n_val]}
-        if hp.val_seed is not None:  # one validation set for every split_seed (and size)
-            held_out = np.random.default_rng(hp.val_seed).permutation(n)[n - n_val :]
-            rest = order[~np.isin(order, held_out)]
-            parts = {"train": rest[:n_train], "val": held_out}
-        if given_val:
-            parts["val"] = np.arange(len(corpus.labels["val"]))
+        # no training split: a checkpoint scored on a dataset of test rows only
         stored = {"train": "train", "val": "val" if given_val else "train"}
         for split, rows in parts.items():
             self.rows[split] = (stored[split], rows)

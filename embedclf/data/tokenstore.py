@@ -127,6 +127,40 @@ class TokenizedCorpus:
             raise DataError(f"token cache {path} is damaged ({err})") from None
         return corpus
 
+    def ranked_over(self, rows: np.ndarray, keep_unseen: bool) -> TokenizedCorpus:
+        """This corpus with its vocabulary counted over the training texts ``rows`` only (a
+        validation carve's texts left out, as test's are), in memory.
+
+        Words are ranked by their count over ``rows``, ties in this store's rank. Words those
+        rows never hold (the carve's own and, in a ``keep_unseen`` store, test's) follow them
+        in store order with count 0 when ``keep_unseen``; else they are dropped, as Keras
+        drops test's. With the carve's words in the vocabulary, as Keras fits its tokenizer
+        before the split, validation cannot tell what unseen words cost, or what keeping
+        them gains: test's unseen words only show on test."""
+        train = self.ids["train"].rows(rows)
+        counts = np.bincount(train.flat, minlength=len(self.vocab))
+        counts[0] = 0  # padding
+        seen = np.flatnonzero(counts)
+        seen = seen[np.argsort(-counts[seen], kind="stable")]
+        order = [np.zeros(1, np.int64), seen]
+        if keep_unseen:
+            order.append(np.flatnonzero(counts == 0)[1:])
+        order = np.concatenate(order)
+        new_id = np.full(len(self.vocab), -1, np.int64)
+        new_id[order] = np.arange(len(order))
+
+        def remapped(ragged: Ragged) -> Ragged:
+            ids = new_id[np.asarray(ragged.flat)]
+            return Ragged(ids.astype(np.int32), np.asarray(ragged.offsets)).keep(ids >= 0)
+
+        return TokenizedCorpus(
+            self.classes,
+            [self.vocab[i] for i in order],
+            counts[order],
+            {split: remapped(ragged) for split, ragged in self.ids.items()},
+            self.labels,
+        )
+
     def check(self) -> None:
         """Cheap consistency checks of offsets and labels (the ids are as the build wrote
         them: their checksum says so)."""

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, ListConfig
 
-from embedclf.data.datamodule import TextFolderDataModule
+from embedclf.data.datamodule import VOCAB_FROM, TextFolderDataModule
 from embedclf.models.checkpoint import featurizer_of, load_checkpoint
 from embedclf.models.classifier import INITS
 from embedclf.models.encoders import ENCODERS
@@ -66,6 +66,11 @@ def check_config(cfg: DictConfig) -> None:
         _require(data[key] in SIDES, f"data.{key}={data[key]!r} must be one of {', '.join(SIDES)}")
     unseen = data.get("unseen_words", "drop")
     _require(unseen in ("drop", "keep"), f"data.unseen_words={unseen!r} must be drop or keep")
+    vocab_from = data.get("vocab_from", "train_file")
+    _require(
+        vocab_from in VOCAB_FROM,
+        f"data.vocab_from={vocab_from!r} must be one of {', '.join(VOCAB_FROM)}",
+    )
     buckets = data.get("length_buckets", False)
     _require(isinstance(buckets, bool), f"data.length_buckets={buckets!r} must be true or false")
     val = data.val_samples

@@ -310,6 +310,63 @@ def test_unseen_words_kept_follow_the_training_vocabulary_in_first_seen_order(
         TableDataModule(**files, unseen_words="yes")
 
 
+@pytest.mark.parametrize("unseen_words", ["drop", "keep"])
+def test_vocab_from_train_rows_leaves_the_validation_carve_unseen(dirs, tmp_path, unseen_words):
+    """data.vocab_from=train_rows: the vocabulary is counted over the rows training uses, so
+    the carve's words training never saw are dropped (or kept after the training words) as
+    test's are; every row still reads its own words."""
+    from embedclf.data.file_datamodules import TableDataModule
+
+    train, test = table_rows(40, seed=4), table_rows(15, seed=5)
+    for i, row in enumerate(train):
+        row["text"] += f" zzonly{i}"  # a word of one training row each
+    test[0]["text"] += " zztestonly"
+    for name, rows in (("train", train), ("test", test)):
+        write_table(tmp_path / f"{name}.csv", rows)
+    files = {s: str(tmp_path / f"{s}.csv") for s in ("train", "test")}
+    settings = dict(**files, num_words=None, val_samples=10, unseen_words=unseen_words)
+    data = TableDataModule(**settings, vocab_from="train_rows")
+    whole = TableDataModule(**settings)  # Keras: the carve's words are in the vocabulary
+    for module in (data, whole):
+        module.prepare_data()
+        module.setup("fit")
+    keras = KerasTokenizer()
+    texts = {
+        split: [keras.words(r["text"]) for r in rows]
+        for split, rows in (("train", train), ("test", test))
+    }
+    _, train_rows = data.rows["train"]
+    _, val_rows = data.rows["val"]
+    assert len(val_rows) == 10 and (val_rows == whole.rows["val"][1]).all()
+    counts: dict[str, int] = {}
+    for row in train_rows:
+        for word in texts["train"][row]:
+            counts[word] = counts.get(word, 0) + 1
+    vocab, store = data.featurizer.vocab, data.corpus
+    n = len(counts)
+    assert set(vocab[1 : n + 1]) == set(counts)
+    assert store.counts[1 : n + 1].tolist() == [counts[w] for w in vocab[1 : n + 1]]
+    assert store.counts[1 : n + 1].tolist() == sorted(store.counts[1 : n + 1], reverse=True)
+    carve_only = {f"zzonly{row}" for row in val_rows}
+    assert carve_only <= set(whole.featurizer.vocab) and not carve_only & set(vocab[: n + 1])
+    unseen = set(vocab[n + 1 :])
+    if unseen_words == "keep":
+        assert carve_only | {"zztestonly"} <= unseen and not unseen & set(counts)
+        assert not store.counts[n + 1 :].any()
+    else:
+        assert len(vocab) == n + 1
+    for split, stored, rows in (("train", "train", train_rows), ("val", "train", val_rows)):
+        got = [[vocab[i] for i in seq] for seq in data.words[stored].rows(rows).sequences()]
+        want = [[w for w in texts[stored][row] if w in vocab] for row in rows]
+        assert got == want and any(
+            len(a) < len(texts[stored][r]) for a, r in zip(want, rows, strict=True)
+        ) == (split == "val" and unseen_words == "drop")
+    got_test = [[vocab[i] for i in seq] for seq in data.corpus.ids["test"].sequences()]
+    assert got_test == [[w for w in words if w in vocab] for words in texts["test"]]
+    with pytest.raises(ConfigError, match=r"data\.vocab_from must be one of train_file"):
+        TableDataModule(**files, vocab_from="val")
+
+
 def test_a_child_that_fails_on_the_disk_gives_its_error_and_nothing_is_tokenised_twice(
     dirs, tiny_archive
 ):

@@ -237,6 +237,7 @@ def bad_files(tmp_path, trained) -> dict[str, Path]:
         ("data.train_samples=0", r"data\.train_samples=0 must be a whole number >= 1"),
         ("data.padding=middle", r"data\.padding='middle' must be one of pre, post"),
         ("data.unseen_words=yes", r"data\.unseen_words='yes' must be drop or keep"),
+        ("data.vocab_from=val", r"data\.vocab_from='val' must be one of train_file, train_rows"),
         ("data.length_buckets=maybe", r"data\.length_buckets='maybe' must be true or false"),
         ("model.net.init=xavier", r"model\.net\.init='xavier' must be one of keras, fasttext"),
         (
