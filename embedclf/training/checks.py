@@ -170,22 +170,10 @@ def _check_encoder_settings(kind: str, settings: Any) -> None:
             f"model.net.encoder.{name} is not a setting of the {kind} encoder "
             f"(its settings: {', '.join(own) or 'none'})",
         )
-    for name, names in encoder.choices.items():
-        value = settings.get(name, parameters[name].default)
-        _require(
-            value in names, f"model.net.encoder.{name}={value!r} must be one of {', '.join(names)}"
-        )
-    for name, (least, most) in encoder.counts.items():
-        value = settings.get(name, parameters[name].default)
-        many = isinstance(value, list | tuple | ListConfig)
-        values = list(value) if many else [value]
-        bounds = f">= {least}" if most is None else f"from {least} to {most}"
-        _require(
-            bool(values)
-            and all(_whole(v) and least <= v and (most is None or v <= most) for v in values),
-            f"model.net.encoder.{name}={values if many else value!r} must be "
-            f"{'whole numbers' if many else 'a whole number'} {bounds}",
-        )
+    try:
+        encoder.check_settings(settings, prefix="model.net.encoder.")
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def _require_validation(choice: str, validation_rows: int, why: str) -> None:

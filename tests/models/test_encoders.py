@@ -159,8 +159,36 @@ def test_cnn_mean_is_over_the_windows_with_a_real_word():
         net.encoder.convs[0].bias.fill_(0.0)
     for ids in ([[1, 2, 3]], [[0, 0, 1, 2, 3, 0, 0, 0]]):
         torch.testing.assert_close(net.encode(torch.tensor(ids)), torch.tensor([[5.0, 3.0]]))
-    with pytest.raises(ValueError, match="pool must be one of"):
+    with pytest.raises(ValueError, match="cnn: pool='avg' must be one of max, mean, max_mean"):
         EmbeddingClassifier(net_spec(10, 8, dim=1, kind="cnn", pool="avg"))
+
+
+@pytest.mark.parametrize(
+    ("kind", "settings", "message"),
+    [
+        ("cnn", {"widths": [3, 0]}, r"widths=\[3, 0\] must be whole numbers >= 1"),
+        ("cnn", {"filters": 0}, r"filters=0 must be a whole number >= 1"),
+        ("rnn", {"cell": "tanh"}, r"cell='tanh' must be one of lstm, gru"),
+        ("rnn", {"layers": 5}, r"layers=5 must be a whole number from 1 to 4"),
+        ("rnn", {"hidden": 0}, r"hidden=0 must be a whole number >= 1"),
+        ("transformer", {"positions": "rotary"}, r"positions='rotary' must be one of learned"),
+        ("transformer", {"heads": 0}, r"heads=0 must be a whole number >= 1"),
+        ("bag", {"weighting": "idf"}, r"weighting='idf' must be one of none"),
+    ],
+)
+def test_an_encoder_refuses_what_the_run_checks_refuse_in_the_same_words(kind, settings, message):
+    """A spec read from a checkpoint is checked by the constructor with the rule the run's
+    checks apply before reading data (Encoder.check_settings): one rule, one message."""
+    from omegaconf import OmegaConf
+
+    from embedclf.training.checks import check_net
+    from embedclf.util.errors import ConfigError
+
+    with pytest.raises(ValueError, match=f"^{kind}: {message}"):
+        ENCODERS[kind](dim=8, seq_len=10, rows=20, **settings)
+    net = OmegaConf.create({"embedding": {"dim": 8}, "encoder": {"kind": kind, **settings}})
+    with pytest.raises(ConfigError, match=rf"^model\.net\.encoder\.{message}"):
+        check_net(net)
 
 
 def test_cnn_mean_of_a_long_row_stays_finite_in_float16():

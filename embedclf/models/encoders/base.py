@@ -13,7 +13,9 @@ part of the ``net`` spec) as ``cls(dim=..., seq_len=..., rows=..., **settings)``
 
 from __future__ import annotations
 
-from typing import ClassVar
+import inspect
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -38,6 +40,35 @@ class Encoder(nn.Module):
     def __init__(self, *, dim: int, seq_len: int, rows: int) -> None:
         super().__init__()
         self.dim, self.seq_len, self.rows = dim, seq_len, rows
+
+    @classmethod
+    def check_settings(cls, settings: Mapping[str, Any], prefix: str = "") -> None:
+        """:class:`ValueError` naming the first of ``settings`` (those not given at the
+        constructor's defaults) that is not one of its :attr:`choices` or not within its
+        :attr:`counts`. The constructor calls it on what it is built from (a checkpoint's
+        spec included), and the run's checks before any data is read, ``prefix`` naming
+        where the settings are."""
+        defaults = {n: p.default for n, p in inspect.signature(cls.__init__).parameters.items()}
+        for name, names in cls.choices.items():
+            value = settings.get(name, defaults[name])
+            if value not in names:
+                raise ValueError(f"{prefix}{name}={value!r} must be one of {', '.join(names)}")
+        for name, (least, most) in cls.counts.items():
+            value = settings.get(name, defaults[name])
+            many = isinstance(value, Sequence) and not isinstance(value, str)
+            values = list(value) if many else [value]
+            if not values or not all(
+                isinstance(v, int)
+                and not isinstance(v, bool)
+                and least <= v
+                and (most is None or v <= most)
+                for v in values
+            ):
+                bounds = f">= {least}" if most is None else f"from {least} to {most}"
+                raise ValueError(
+                    f"{prefix}{name}={values if many else value!r} must be "
+                    f"{'whole numbers' if many else 'a whole number'} {bounds}"
+                )
 
     def forward(self, embedding: nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

@@ -41,10 +41,7 @@ class CNN(Encoder):
         pool: str = "max",
     ) -> None:
         super().__init__(dim=dim, seq_len=seq_len, rows=rows)
-        if not widths or any(int(w) < 1 for w in widths) or filters < 1:
-            raise ValueError(f"cnn needs filter widths >= 1 and filters >= 1, got {widths}")
-        if pool not in POOLS:
-            raise ValueError(f"cnn: pool must be one of {', '.join(POOLS)}, got {pool!r}")
+        self.check_settings(dict(widths=widths, filters=filters, pool=pool), prefix="cnn: ")
         self.widths, self.pool = [int(w) for w in widths], pool
         self.convs = nn.ModuleList(nn.Conv1d(dim, filters, w) for w in self.widths)
         self.out_dim = filters * len(self.widths) * (2 if pool == "max_mean" else 1)

@@ -42,11 +42,8 @@ class RNN(Encoder):
         dropout: float = 0.0,
     ) -> None:
         super().__init__(dim=dim, seq_len=seq_len, rows=rows)
-        if cell not in CELLS or pool not in POOLS or not 1 <= layers <= 4:
-            raise ValueError(
-                f"rnn: cell must be one of {', '.join(CELLS)}, pool one of {', '.join(POOLS)}, "
-                f"layers 1 to 4; got {cell!r}, {pool!r}, {layers}"
-            )
+        settings = dict(cell=cell, hidden=hidden, layers=layers, pool=pool)
+        self.check_settings(settings, prefix="rnn: ")
         self.pool, self.bidirectional = pool, bidirectional
         self.rnn = CELLS[cell](
             dim,

@@ -53,11 +53,10 @@ class Transformer(Encoder):
     ) -> None:
         super().__init__(dim=dim, seq_len=seq_len, rows=rows)
         width = int(width or dim)
-        if width % heads or positions not in POSITIONS or pool not in POOLS:
-            raise ValueError(
-                f"transformer: width ({width}) must divide into heads ({heads}), positions "
-                f"learned or sinusoidal, pool one of {', '.join(POOLS)}"
-            )
+        settings = dict(layers=layers, heads=heads, ff=ff, positions=positions, pool=pool)
+        self.check_settings(settings, prefix="transformer: ")
+        if width % heads:
+            raise ValueError(f"transformer: width ({width}) must divide into heads ({heads})")
         self.pool = pool
         self.project = nn.Linear(dim, width) if width != dim else nn.Identity()
         if positions == "learned":
