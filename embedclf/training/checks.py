@@ -92,6 +92,14 @@ def check_config(cfg: DictConfig) -> None:
         _require(_whole(buckets) and buckets >= 1, f"data.buckets={buckets!r} must be >= 1")
     check_net(cfg.model.net)
     check_run(cfg)
+    ema = (cfg.get("callbacks") or {}).get("ema")
+    if ema:
+        decay = ema.get("decay", 0.999)
+        _require(
+            isinstance(decay, int | float) and not isinstance(decay, bool) and 0 <= decay < 1,
+            f"callbacks.ema.decay={decay!r} must be a number in [0, 1): the share of the "
+            "average kept at each update",
+        )
     epochs = cfg.trainer.get("max_epochs")
     _require(
         epochs is None or (_whole(epochs) and epochs >= -1),

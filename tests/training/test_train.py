@@ -407,3 +407,45 @@ def test_real_glove_beats_scratch_over_three_seeds(dirs):
             assert all(r["vectors_coverage"] > 0.9 for r in runs)
     assert scores["seed_glove"] >= 0.55, scores
     assert scores["seed_glove"] > scores["seed_scratch"], scores
+
+
+@pytest.mark.parametrize("callbacks", ["ema", "lightning_ema"])
+def test_ema_scores_the_averaged_weights_its_validation_chose(dirs, tiny_tree, callbacks):
+    """callbacks=ema: the best checkpoint holds the weights' moving average (the trained ones
+    beside it, for resuming), and the scores after training are that average's, as its
+    validation saw it. Lightning's own callback (the second case) scores other weights: after
+    fit it loads the trained weights back and swaps in the last average for validation."""
+    from embedclf.evaluate import evaluate
+
+    overrides = [
+        "experiment=seed_learned",
+        *SMALL,
+        f"data.root={tiny_tree}",
+        # the best epoch (3) is not the last: the average at the end of training differs
+        "trainer.max_epochs=6",
+        "data.steps_per_call=1",
+        "callbacks=ema",
+        "callbacks.ema.decay=0.7",
+        "ckpt_path=best",
+    ]
+    if callbacks == "lightning_ema":
+        overrides.append("callbacks.ema._target_=pytorch_lightning.callbacks.EMAWeightAveraging")
+    m = train_in_process(dirs["run"] / callbacks, *overrides)
+    ckpt = torch.load(m["checkpoint"], weights_only=True)
+    averaged, trained = ckpt["state_dict"], ckpt["current_model_state"]
+    assert any(not torch.equal(averaged[k], trained[k]) for k in averaged)
+    cfg = compose_cfg(
+        f"ckpt={m['checkpoint']}",
+        f"data.root={tiny_tree}",
+        "trainer.enable_progress_bar=false",
+        output_dir=dirs["run"] / f"{callbacks}_eval",
+        config="evaluate",
+    )
+    scored = evaluate(cfg)  # the checkpoint alone: its state_dict, the average
+    # the scores after training against the checkpoint scored alone (test), and against its
+    # epoch's validation inside fit (validation)
+    epoch = int(Path(m["checkpoint"]).stem.rsplit("_", 1)[1])
+    val_loss = scalars(dirs["run"] / callbacks)["val/loss"][epoch]
+    scores = (m["test_acc"], m["test_loss"], m["val_acc"], m["val_loss"])
+    alone = (scored["test_acc"], scored["test_loss"], m["val_acc_best"], val_loss)
+    assert (scores == pytest.approx(alone, abs=1e-6)) == (callbacks == "ema"), (scores, alone)
