@@ -160,9 +160,11 @@ class TextDataModule(pl.LightningDataModule):
             never saw are dropped; ``keep``: they get ids after the training words, so that
             pretrained vectors stand for them (their rows are never trained).
         vocab_from: ``train_file`` (Keras): the vocabulary is counted over every text of the
-            training file, a validation carve's included; ``train_rows``: over the rows
-            training uses, so the carve's words training never saw are unseen words there as
-            test's are (:meth:`TokenizedCorpus.ranked_over`).
+            training file, a validation carve's included; ``train_rows``: where validation is
+            carved from the training file, over the rows training uses, so the carve's words
+            training never saw are unseen words there as test's are
+            (:meth:`TokenizedCorpus.ranked_over`; the ids are then held in memory, 4 bytes a
+            word: meant for sentence-sized sets).
         ngrams, buckets: add hashed word n-grams up to ``ngrams`` into ``buckets`` ids.
         maxlen, padding, truncating: Keras ``pad_sequences`` settings.
         train_samples: training rows kept after the shuffle; ``None`` keeps all but val.

@@ -18,7 +18,7 @@ import numpy as np
 
 from embedclf.data.dataset import FolderDataset, TextDataset
 from embedclf.text.featurizer import TextFeaturizer
-from embedclf.text.ragged import Ragged
+from embedclf.text.ragged import Ragged, concatenate
 from embedclf.util.errors import DataError
 from embedclf.util.fileio import atomic_directory, file_crc32, write_synced
 from embedclf.util.paths import cache_dir as resolve_cache_dir
@@ -53,6 +53,8 @@ def cache_path(
     return resolve_cache_dir(cache_dir) / "tokens" / cache_key(settings)
 
 
+# rows re-ranked at a time (TokenizedCorpus.ranked_over): the peak is the result and a chunk
+RANK_CHUNK_ROWS = 1 << 16
 TOKENS_FORMAT = 3  # bump when the layout of the token store changes
 META_FILE = "meta.json"
 
@@ -137,8 +139,11 @@ class TokenizedCorpus:
         drops test's. With the carve's words in the vocabulary, as Keras fits its tokenizer
         before the split, validation cannot tell what unseen words cost, or what keeping
         them gains: test's unseen words only show on test."""
-        train = self.ids["train"].rows(rows)
-        counts = np.bincount(train.flat, minlength=len(self.vocab))
+        chunk = RANK_CHUNK_ROWS
+        counts = np.zeros(len(self.vocab), np.int64)
+        for start in range(0, len(rows), chunk):
+            part = self.ids["train"].rows(rows[start : start + chunk])
+            counts += np.bincount(part.flat, minlength=len(self.vocab))
         counts[0] = 0  # padding
         seen = np.flatnonzero(counts)
         seen = seen[np.argsort(-counts[seen], kind="stable")]
@@ -146,12 +151,16 @@ class TokenizedCorpus:
         if keep_unseen:
             order.append(np.flatnonzero(counts == 0)[1:])
         order = np.concatenate(order)
-        new_id = np.full(len(self.vocab), -1, np.int64)
-        new_id[order] = np.arange(len(order))
+        new_id = np.full(len(self.vocab), -1, np.int32)
+        new_id[order] = np.arange(len(order), dtype=np.int32)
 
         def remapped(ragged: Ragged) -> Ragged:
-            ids = new_id[np.asarray(ragged.flat)]
-            return Ragged(ids.astype(np.int32), np.asarray(ragged.offsets)).keep(ids >= 0)
+            parts = []
+            for start in range(0, len(ragged), chunk):
+                part = ragged.slice(start, min(start + chunk, len(ragged)))
+                ids = new_id[np.asarray(part.flat)]
+                parts.append(Ragged(ids, part.offsets).keep(ids >= 0))
+            return concatenate(parts)
 
         return TokenizedCorpus(
             self.classes,

@@ -20,7 +20,15 @@ from pytorch_lightning.trainer.states import TrainerFn
 
 class EMAWeights(EMAWeightAveraging):
     """Lightning's EMA of the weights (``decay`` per update, one update per Lightning step:
-    ``data.steps_per_call`` optimiser updates), whose checkpoints score as validated."""
+    ``data.steps_per_call`` optimiser updates on one device, one under DDP), whose
+    checkpoints score as validated."""
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        # Lightning builds the average on the module's device, which is still the CPU when
+        # fit sets its callbacks up: on a GPU each update would copy every weight across
+        if self._device is None:
+            self._device = trainer.strategy.root_device
+        super().setup(trainer, pl_module, stage)
 
     @staticmethod
     def _fitting(trainer: pl.Trainer) -> bool:

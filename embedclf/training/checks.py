@@ -123,6 +123,11 @@ def check_config(cfg: DictConfig) -> None:
             f"resume={cfg.resume} is an inference checkpoint (no optimiser state: export "
             "--format checkpoint); resume from the run's own checkpoints/last.ckpt",
         )
+        _require(
+            "current_model_state" not in resumed or bool((cfg.get("callbacks") or {}).get("ema")),
+            f"resume={cfg.resume} was trained with callbacks=ema (its state_dict is the average, "
+            "its trained weights beside it); resume it with callbacks=ema",
+        )
 
 
 def check_net(net: Any) -> None:

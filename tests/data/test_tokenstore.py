@@ -310,12 +310,19 @@ def test_unseen_words_kept_follow_the_training_vocabulary_in_first_seen_order(
         TableDataModule(**files, unseen_words="yes")
 
 
-@pytest.mark.parametrize("unseen_words", ["drop", "keep"])
-def test_vocab_from_train_rows_leaves_the_validation_carve_unseen(dirs, tmp_path, unseen_words):
+@pytest.mark.parametrize(
+    ("unseen_words", "chunk"), [("drop", 1 << 16), ("keep", 1 << 16), ("drop", 7)]
+)
+def test_vocab_from_train_rows_leaves_the_validation_carve_unseen(
+    dirs, tmp_path, unseen_words, chunk, monkeypatch
+):
     """data.vocab_from=train_rows: the vocabulary is counted over the rows training uses, so
     the carve's words training never saw are dropped (or kept after the training words) as
-    test's are; every row still reads its own words."""
+    test's are; every row still reads its own words, in chunks of rows as in one."""
+    import embedclf.data.tokenstore as tokenstore
     from embedclf.data.file_datamodules import TableDataModule
+
+    monkeypatch.setattr(tokenstore, "RANK_CHUNK_ROWS", chunk)
 
     train, test = table_rows(40, seed=4), table_rows(15, seed=5)
     for i, row in enumerate(train):

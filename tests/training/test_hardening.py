@@ -371,6 +371,14 @@ def test_resume_is_exact_and_keeps_the_best_validation_score(dirs, tiny_tree, ca
         assert resumed[key] == whole[key], key
     if callbacks == "default":  # the best epoch came before the resume
         assert resumed["val_acc_best"] > resumed["val_acc"]
+    else:  # the average would be taken for the trained weights
+        with pytest.raises(UserError, match=r"trained with callbacks=ema .* resume it with"):
+            train_in_process(
+                dirs["run"] / "plain",
+                *small(tiny_tree, "model.optimizer.lr=2"),
+                "trainer.max_epochs=4",
+                f"resume={half_ckpt}",
+            )
     a = torch.load(dirs["run"] / "whole/checkpoints/last.ckpt", weights_only=True)
     b = torch.load(dirs["run"] / "resumed/checkpoints/last.ckpt", weights_only=True)
     states = ["state_dict", *(["current_model_state"] if callbacks == "ema" else [])]

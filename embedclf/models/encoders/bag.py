@@ -31,7 +31,7 @@ class Bag(Encoder):
         self, *, dim: int, seq_len: int, rows: int, weighting: str = "none", sif_a: float = 1e-3
     ) -> None:
         super().__init__(dim=dim, seq_len=seq_len, rows=rows)
-        self.check_settings(dict(weighting=weighting), prefix="bag: ")
+        self.check_settings(dict(weighting=weighting), prefix=f"{self.kind}: ")
         self.weighting, self.sif_a = weighting, sif_a
         self.out_dim = dim
         self.register_buffer("feature_weight", torch.ones(rows))
