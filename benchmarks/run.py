@@ -60,6 +60,13 @@ def ratio(name: str, ours: float, peer: float, target: float | None = None, lowe
     line(f"  ratio {name}: {value:.2f}{verdict}")
 
 
+def reaches(accuracy: float, target: float) -> bool:
+    """``accuracy >= target`` for a mean of float32 accuracies: each is a whole count of
+    right answers over the test rows, stored to 7 digits (TREC's 1,380 of 1,500 over three
+    seeds is 0.92, read as 0.91999997), so the comparison allows that rounding."""
+    return accuracy >= target - 1e-6
+
+
 def train(args: list[str], env: dict[str, str], out: Path) -> tuple[float, list[dict]]:
     """Run train.py; wall seconds and the metrics.json of each job under ``out``."""
     started = time.perf_counter()
@@ -287,6 +294,12 @@ def bench_sentences(env: dict[str, str], tmp: Path, data_dir: Path) -> None:
         "sentence_rnn multichannel GloVe+IMDB word2vec": both,
         # kept: Kim's vocabulary, the pretrained vectors stand for words training never saw
         "sentence_rnn multichannel GloVe+IMDB word2vec, kept": [*both, "data.unseen_words=keep"],
+        # and scored with a moving average of the weights (callbacks=ema)
+        "sentence_rnn multichannel GloVe+IMDB word2vec, kept, ema": [
+            *both,
+            "data.unseen_words=keep",
+            "callbacks=ema",
+        ],
     }
     for name, settings in SENTENCE_SETS.items():
         settings = [s.format(d=data_dir) for s in settings]
@@ -310,7 +323,7 @@ def bench_sentences(env: dict[str, str], tmp: Path, data_dir: Path) -> None:
         }
         chosen = max(results, key=lambda label: results[label][1])
         best, target = results[chosen][0], SENTENCE_TARGETS[name]
-        verdict = "met" if best >= target else "NOT met"
+        verdict = "met" if reaches(best, target) else "NOT met"
         line(
             f"  {name} best encoder by validation ({chosen}): mean test {best:.4f}, "
             f"target >= {target:g}: {verdict}"
@@ -344,7 +357,7 @@ def bench_imdb_sequences(env: dict[str, str], tmp: Path) -> None:
         ("imdb_lstm", results["imdb_lstm"][0], 0.88),
         (f"best IMDB sequence model by validation ({chosen})", results[chosen][0], 0.9),
     ):
-        verdict = "met" if value >= target else "NOT met"
+        verdict = "met" if reaches(value, target) else "NOT met"
         line(f"  {label} mean test {value:.4f}, target >= {target:g}: {verdict}")
 
 
