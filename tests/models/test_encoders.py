@@ -173,6 +173,8 @@ def test_cnn_mean_is_over_the_windows_with_a_real_word():
         ("rnn", {"hidden": 0}, r"hidden=0 must be a whole number >= 1"),
         ("transformer", {"positions": "rotary"}, r"positions='rotary' must be one of learned"),
         ("transformer", {"heads": 0}, r"heads=0 must be a whole number >= 1"),
+        ("transformer", {"width": 6}, r"width=6 must be a whole number that heads=4 divides"),
+        ("transformer", {"width": -8}, r"width=-8 must be a whole number that heads=4 divides"),
         ("bag", {"weighting": "idf"}, r"weighting='idf' must be one of none"),
     ],
 )

@@ -4,8 +4,10 @@ of attention, then the masked mean or a CLS token."""
 
 from __future__ import annotations
 
+import inspect
 import math
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -37,6 +39,24 @@ class Transformer(Encoder):
         "ff": (1, None),
     }
 
+    @classmethod
+    def check_settings(cls, settings: Mapping[str, Any], prefix: str = "") -> None:
+        """Also a ``width`` the heads divide (when it is set: else the embedding's width,
+        known once the vectors are read, is checked when the encoder is built)."""
+        super().check_settings(settings, prefix)
+        heads = settings.get("heads", inspect.signature(cls).parameters["heads"].default)
+        width = settings.get("width")
+        if width is not None and not (
+            isinstance(width, int)
+            and not isinstance(width, bool)
+            and width >= 1
+            and width % heads == 0
+        ):
+            raise ValueError(
+                f"{prefix}width={width!r} must be a whole number that heads={heads} divides "
+                "(null: the embedding's width)"
+            )
+
     def __init__(
         self,
         *,
@@ -52,11 +72,9 @@ class Transformer(Encoder):
         pool: str = "mean",
     ) -> None:
         super().__init__(dim=dim, seq_len=seq_len, rows=rows)
-        width = int(width or dim)
-        settings = dict(layers=layers, heads=heads, ff=ff, positions=positions, pool=pool)
-        self.check_settings(settings, prefix="transformer: ")
-        if width % heads:
-            raise ValueError(f"transformer: width ({width}) must divide into heads ({heads})")
+        width = width or dim
+        settings = dict(width=width, layers=layers, heads=heads, ff=ff)
+        self.check_settings(dict(settings, positions=positions, pool=pool), prefix="transformer: ")
         self.pool = pool
         self.project = nn.Linear(dim, width) if width != dim else nn.Identity()
         if positions == "learned":
