@@ -296,6 +296,11 @@ def bench_sentences(env: dict[str, str], tmp: Path, data_dir: Path) -> None:
         "sentence_rnn multichannel GloVe+IMDB word2vec, kept": [*both, "data.unseen_words=keep"],
         # the transformer over the same 150-d vectors (its 5 heads divide them)
         "sentence_transformer GloVe+IMDB word2vec": ["experiment=sentence_transformer", concat],
+        "sentence_transformer multichannel GloVe+IMDB word2vec": [
+            "experiment=sentence_transformer",
+            "embedding=multichannel",
+            concat,
+        ],
         # and scored with a moving average of the weights (callbacks=ema)
         "sentence_rnn multichannel GloVe+IMDB word2vec, kept, ema": [
             *both,
