@@ -17,14 +17,16 @@ from embedclf.data.datamodule import VOCAB_FROM, TextFolderDataModule
 from embedclf.models.checkpoint import featurizer_of, load_checkpoint
 from embedclf.models.classifier import INITS
 from embedclf.models.encoders import ENCODERS
+from embedclf.models.encoders.base import whole
 from embedclf.text.featurizer import MAX_FEATURES
 from embedclf.text.tokenizer import SIDES
 from embedclf.util.errors import ConfigError
 from embedclf.vectors.sources import concat_files
 
 
-def _whole(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _number(value: Any) -> bool:
+    """An ``int`` or ``float`` and not a ``bool``."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _schedule_ended(checkpoint: dict) -> bool:
@@ -45,20 +47,20 @@ def check_config(cfg: DictConfig) -> None:
     """Refuse settings that cannot work, each with a one-line error naming the setting."""
     data = cfg.data
     _require(
-        _whole(cfg.seed) and 0 <= cfg.seed < 2**32,
+        whole(cfg.seed) and 0 <= cfg.seed < 2**32,
         f"seed={cfg.seed!r} must be a whole number from 0 to 2**32 - 1, e.g. seed=0",
     )
     threads = cfg.get("torch_threads")
     _require(
-        threads is None or (_whole(threads) and threads >= 1),
+        threads is None or (whole(threads) and threads >= 1),
         f"torch_threads={threads!r} must be a whole number >= 1, or null for torch's default",
     )
     for key in ("maxlen", "batch_size", "eval_batch_size", "steps_per_call"):
         value = data.get(key, 1)
-        _require(_whole(value) and value >= 1, f"data.{key}={value!r} must be a whole number >= 1")
+        _require(whole(value) and value >= 1, f"data.{key}={value!r} must be a whole number >= 1")
     num_words = data.num_words
     _require(
-        num_words is None or (_whole(num_words) and num_words >= 2),
+        num_words is None or (whole(num_words) and num_words >= 2),
         f"data.num_words={num_words!r} keeps no word (it keeps num_words - 1); use 2 or more, "
         "or null for all",
     )
@@ -75,34 +77,34 @@ def check_config(cfg: DictConfig) -> None:
     _require(isinstance(buckets, bool), f"data.length_buckets={buckets!r} must be true or false")
     val = data.val_samples
     _require(
-        (_whole(val) and val >= 0) or (isinstance(val, float) and 0 <= val < 1),
+        (whole(val) and val >= 0) or (isinstance(val, float) and 0 <= val < 1),
         f"data.val_samples={val!r} must be a fraction in [0, 1) or a whole count of reviews",
     )
     train = data.train_samples
     _require(
-        train is None or (_whole(train) and train >= 1),
+        train is None or (whole(train) and train >= 1),
         f"data.train_samples={train!r} must be a whole number >= 1, or null for the rest",
     )
     _require(
-        _whole(data.get("ngrams", 1)) and data.get("ngrams", 1) >= 1,
+        whole(data.get("ngrams", 1)) and data.get("ngrams", 1) >= 1,
         f"data.ngrams={data.get('ngrams')!r} must be 1 (words only) or more",
     )
     if data.get("ngrams", 1) > 1:
         buckets = data.get("buckets", 0)
-        _require(_whole(buckets) and buckets >= 1, f"data.buckets={buckets!r} must be >= 1")
+        _require(whole(buckets) and buckets >= 1, f"data.buckets={buckets!r} must be >= 1")
     check_net(cfg.model.net)
     check_run(cfg)
-    ema = (cfg.get("callbacks") or {}).get("ema")
+    ema = (cfg.get("callbacks") or {}).get("ema")  # a moving average of the weights
     if ema:
         decay = ema.get("decay", 0.999)
         _require(
-            isinstance(decay, int | float) and not isinstance(decay, bool) and 0 <= decay < 1,
+            _number(decay) and 0 <= decay < 1,
             f"callbacks.ema.decay={decay!r} must be a number in [0, 1): the share of the "
             "average kept at each update",
         )
     epochs = cfg.trainer.get("max_epochs")
     _require(
-        epochs is None or (_whole(epochs) and epochs >= -1),
+        epochs is None or (whole(epochs) and epochs >= -1),
         f"trainer.max_epochs={epochs!r} must be a whole number",
     )
     precision = str(cfg.trainer.get("precision", "32-true"))
@@ -124,7 +126,7 @@ def check_config(cfg: DictConfig) -> None:
             "--format checkpoint); resume from the run's own checkpoints/last.ckpt",
         )
         _require(
-            "current_model_state" not in resumed or bool((cfg.get("callbacks") or {}).get("ema")),
+            "current_model_state" not in resumed or bool(ema),
             f"resume={cfg.resume} was trained with callbacks=ema (its state_dict is the average, "
             "its trained weights beside it); resume it with callbacks=ema",
         )
@@ -136,7 +138,7 @@ def check_net(net: Any) -> None:
     within their bounds."""
     dim = net.embedding.get("dim")
     _require(
-        _whole(dim) and dim >= 1, f"model.net.embedding.dim={dim!r} must be a whole number >= 1"
+        whole(dim) and dim >= 1, f"model.net.embedding.dim={dim!r} must be a whole number >= 1"
     )
     kind = net.encoder.get("kind")
     _require(
@@ -146,8 +148,7 @@ def check_net(net: Any) -> None:
     _require(init in INITS, f"model.net.init={init!r} must be one of {', '.join(INITS)}")
     max_norm = net.head.get("max_norm") if net.get("head") else None
     _require(
-        max_norm is None
-        or (isinstance(max_norm, int | float) and not isinstance(max_norm, bool) and max_norm > 0),
+        max_norm is None or (_number(max_norm) and max_norm > 0),
         f"model.net.head.max_norm={max_norm!r} must be a number above 0, or null (no constraint)",
     )
     channels = net.embedding.get("channels", 1)
@@ -234,7 +235,7 @@ def check_run(cfg: DictConfig) -> None:
     device, the input length and the vectors' size."""
     lr = cfg.model.get("optimizer", {}).get("lr")
     _require(
-        lr is None or (isinstance(lr, int | float) and not isinstance(lr, bool) and lr > 0),
+        lr is None or (_number(lr) and lr > 0),
         f"model.optimizer.lr={lr!r} must be a number above 0, e.g. model.optimizer.lr=0.001",
     )
     _require(
@@ -249,7 +250,7 @@ def check_run(cfg: DictConfig) -> None:
     )
     maxlen = cfg.data.get("maxlen", 1)
     _require(
-        not _whole(maxlen) or maxlen <= MAX_FEATURES,
+        not whole(maxlen) or maxlen <= MAX_FEATURES,
         f"data.maxlen={maxlen} is above {MAX_FEATURES:,} ids a row; use a smaller maxlen",
     )
     vectors = cfg.get("vectors")
@@ -270,6 +271,6 @@ def check_run(cfg: DictConfig) -> None:
     concat_files(concat or [], cfg.get("paths", {}).get("data_dir"))  # each file exists
     limit = vectors.get("max_line_bytes", 1) if vectors else 1
     _require(
-        _whole(limit) and limit >= 1,
+        whole(limit) and limit >= 1,
         f"vectors.max_line_bytes={limit!r} must be a whole number of bytes, 1 or more",
     )

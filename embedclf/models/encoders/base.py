@@ -25,6 +25,11 @@ from embedclf.data.batches import PAD_ID  # noqa: F401  (re-exported: encoders' 
 LAYOUTS = ("fixed", "longest", "bag")
 
 
+def whole(value: Any) -> bool:
+    """An ``int`` and not a ``bool`` (which would pass as 0 or 1)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 class Encoder(nn.Module):
     """One vector per row of ids. Subclasses set :attr:`out_dim` and :meth:`forward`."""
 
@@ -42,27 +47,27 @@ class Encoder(nn.Module):
         self.dim, self.seq_len, self.rows = dim, seq_len, rows
 
     @classmethod
+    def default(cls, name: str) -> Any:
+        """The constructor's default for the setting ``name``."""
+        return inspect.signature(cls).parameters[name].default
+
+    @classmethod
     def check_settings(cls, settings: Mapping[str, Any], prefix: str = "") -> None:
         """:class:`ValueError` naming the first of ``settings`` (those not given at the
         constructor's defaults) that is not one of its :attr:`choices` or not within its
         :attr:`counts`. The constructor calls it on what it is built from (a checkpoint's
         spec included), and the run's checks before any data is read, ``prefix`` naming
         where the settings are."""
-        defaults = {n: p.default for n, p in inspect.signature(cls.__init__).parameters.items()}
         for name, names in cls.choices.items():
-            value = settings.get(name, defaults[name])
+            value = settings.get(name, cls.default(name))
             if value not in names:
                 raise ValueError(f"{prefix}{name}={value!r} must be one of {', '.join(names)}")
         for name, (least, most) in cls.counts.items():
-            value = settings.get(name, defaults[name])
+            value = settings.get(name, cls.default(name))
             many = isinstance(value, Sequence) and not isinstance(value, str)
             values = list(value) if many else [value]
             if not values or not all(
-                isinstance(v, int)
-                and not isinstance(v, bool)
-                and least <= v
-                and (most is None or v <= most)
-                for v in values
+                whole(v) and least <= v and (most is None or v <= most) for v in values
             ):
                 bounds = f">= {least}" if most is None else f"from {least} to {most}"
                 raise ValueError(

@@ -4,7 +4,6 @@ of attention, then the masked mean or a CLS token."""
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -12,7 +11,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from embedclf.models.encoders.base import Encoder
+from embedclf.models.encoders.base import Encoder, whole
 from embedclf.models.encoders.sequence import left_aligned
 
 MAX_POSITIONS = 4096
@@ -44,14 +43,8 @@ class Transformer(Encoder):
         """Also a ``width`` the heads divide (when it is set: else the embedding's width,
         known once the vectors are read, is checked when the encoder is built)."""
         super().check_settings(settings, prefix)
-        heads = settings.get("heads", inspect.signature(cls).parameters["heads"].default)
-        width = settings.get("width")
-        if width is not None and not (
-            isinstance(width, int)
-            and not isinstance(width, bool)
-            and width >= 1
-            and width % heads == 0
-        ):
+        heads, width = settings.get("heads", cls.default("heads")), settings.get("width")
+        if width is not None and not (whole(width) and width >= 1 and width % heads == 0):
             raise ValueError(
                 f"{prefix}width={width!r} must be a whole number that heads={heads} divides "
                 "(null: the embedding's width)"
@@ -73,8 +66,10 @@ class Transformer(Encoder):
     ) -> None:
         super().__init__(dim=dim, seq_len=seq_len, rows=rows)
         width = width or dim
-        settings = dict(width=width, layers=layers, heads=heads, ff=ff)
-        self.check_settings(dict(settings, positions=positions, pool=pool), prefix="transformer: ")
+        settings = dict(
+            width=width, layers=layers, heads=heads, ff=ff, positions=positions, pool=pool
+        )
+        self.check_settings(settings, prefix="transformer: ")
         self.pool = pool
         self.project = nn.Linear(dim, width) if width != dim else nn.Identity()
         if positions == "learned":
