@@ -59,6 +59,15 @@ class Tokens:
             parts.append(Tokens(flat, offsets - offsets[0], self.padding))
         return parts
 
+    def dropped(self, rate: float) -> Tokens:
+        """These rows with each id left out with probability ``rate`` (word dropout: the
+        rows' other ids close up, as if the word were not in the text), drawn from torch's
+        generator on the ids' device."""
+        keep = torch.rand(len(self.flat), device=self.flat.device) >= rate
+        kept_before = torch.cat([keep.new_zeros(1, dtype=torch.int64), keep.cumsum(0)])
+        offsets = kept_before[self.offsets] - kept_before[self.offsets[0]]
+        return Tokens(self.flat[keep], offsets, self.padding)
+
     def padded(self, width: int | None = None) -> torch.Tensor:
         """``(n, width)`` ids with :data:`PAD_ID` filling each row on the ``padding`` side;
         ``width=None``: the longest row's length (at least 1). Rows must fit ``width``."""

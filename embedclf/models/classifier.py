@@ -6,7 +6,7 @@ checkpoint loads with ``torch.load(weights_only=True)`` and rebuilds the same ne
     rows: 10000          # embedding rows: words (+ hashed n-gram buckets); set from the data
     seq_len: 20          # the data's maxlen (flatten's input width); set from the data
     classes: 2           # set from the data
-    embedding: {dim: 8, freeze: false, sparse: false, channels: 1}
+    embedding: {dim: 8, freeze: false, sparse: false, channels: 1, word_dropout: 0.0}
     encoder: {kind: flatten}          # + the kind's own settings (models/encoders/)
     head: {hidden: [], dropout: 0.0, standardize: false, max_norm: null}
     init: keras          # keras | fasttext | torch
@@ -24,7 +24,10 @@ each update, each output's weight vector is scaled back to that L2 norm whenever
 it (:meth:`EmbeddingClassifier.constrain`). ``embedding.channels: 2`` is Kim's multichannel
 embedding (``models/multichannel.py``): a frozen and a tuned copy of the pretrained vectors,
 side by side, under any encoder that looks words up one at a time (not the weighted bags, which
-sum one table's rows).
+sum one table's rows). ``embedding.word_dropout`` leaves each word (and hashed n-gram) of a
+training row out with that probability (Iyyer et al. 2015's word dropout), a fresh draw each
+optimiser update (:meth:`EmbeddingClassifier.drop_words`, called by the training step only);
+scoring and prediction see every word.
 """
 
 from __future__ import annotations
@@ -54,6 +57,9 @@ class EmbeddingClassifier(nn.Module):
         settings.pop("kind")
         sparse = bool(emb.get("sparse", False))
         channels = int(emb.get("channels", 1))
+        self.word_dropout = float(emb.get("word_dropout", 0.0))
+        if not 0.0 <= self.word_dropout < 1.0:
+            raise ValueError(f"embedding word_dropout must be in [0, 1), got {self.word_dropout}")
         if channels not in (1, 2) or (channels == 2 and kind.bag):
             raise ValueError(
                 f"embedding channels must be 1 or 2 (2: not under {kind.kind}, which sums one "
@@ -125,6 +131,18 @@ class EmbeddingClassifier(nn.Module):
                     f"{tuple(table.shape)}"
                 )
             table.copy_(weights)
+
+    def drop_words(self, ids: Tokens | torch.Tensor) -> Tokens | torch.Tensor:
+        """``ids`` with each word (and hashed n-gram) left out with probability
+        ``embedding.word_dropout``: a training step's rows, drawn once per optimiser update
+        (so L-BFGS's line search compares one objective). Flat rows close up; rows already
+        padded (flatten's fixed width) read padding in a left-out word's place."""
+        if not self.word_dropout:
+            return ids
+        if isinstance(ids, Tokens):
+            return ids.dropped(self.word_dropout)
+        left_out = torch.rand(ids.shape, device=ids.device) < self.word_dropout
+        return ids.masked_fill(left_out, PAD_ID)
 
     def encode(self, ids: Tokens | torch.Tensor) -> torch.Tensor:
         """One vector per row: what the head sees, before standardisation. ``ids`` are flat

@@ -122,6 +122,7 @@ class EmbeddingClassifierModule(pl.LightningModule):
         parts = batch.parts(encoder.seq_len if encoder.layout == "fixed" else None)
         logits_seen, losses = [], []
         for index, (ids, labels) in enumerate(parts):
+            ids = self.net.drop_words(ids)  # outside the closure: one draw per update
             lightning_step = index == len(parts) - 1
             seen: list[torch.Tensor] = []
 

@@ -89,8 +89,14 @@ def sif_feature_weights(counts: np.ndarray, known: np.ndarray, a: float) -> np.n
 
 @torch.no_grad()
 def set_standardization(net: EmbeddingClassifier, batches: Iterable[Batch]) -> None:
-    """Standardise the encoded vectors with their mean and standard deviation over the rows."""
-    pooled = torch.cat([net.encode(batch.tokens) for batch in batches])
+    """Standardise the encoded vectors with their mean and standard deviation over the rows,
+    encoded as scoring encodes them: every word read, no dropout."""
+    training = net.training
+    net.eval()
+    try:
+        pooled = torch.cat([net.encode(batch.tokens) for batch in batches])
+    finally:
+        net.train(training)
     net.feature_mean.copy_(pooled.mean(0))
     net.feature_std.copy_(pooled.std(0) + 1e-6 if len(pooled) > 1 else torch.ones_like(pooled[0]))
 

@@ -151,6 +151,12 @@ def check_net(net: Any) -> None:
         max_norm is None or (_number(max_norm) and max_norm > 0),
         f"model.net.head.max_norm={max_norm!r} must be a number above 0, or null (no constraint)",
     )
+    word_dropout = net.embedding.get("word_dropout", 0.0)
+    _require(
+        _number(word_dropout) and 0 <= word_dropout < 1,
+        f"model.net.embedding.word_dropout={word_dropout!r} must be a number in [0, 1) (0: "
+        "every word of every training row is read)",
+    )
     channels = net.embedding.get("channels", 1)
     _require(
         channels in (1, 2) and not (channels == 2 and ENCODERS[kind].bag),

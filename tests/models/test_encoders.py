@@ -123,14 +123,22 @@ def test_sequence_encoder_variants_ignore_padding_and_see_order(settings):
     ids = torch.tensor([[5, 9, 3], [7, 2, 0]])  # the second row shorter than a width-6 filter
     padded = torch.cat([torch.zeros(2, 4, dtype=torch.long), ids, torch.zeros(2, 2).long()], 1)
     torch.testing.assert_close(net(padded), net(ids), rtol=0, atol=1e-5)
+    # a short row beside a long one (the batch padded to the long one) scores as it does alone
+    batch = torch.tensor([[5, 9, 3, 8, 6, 4, 1, 2, 7], [7, 2, 0, 0, 0, 0, 0, 0, 0]])
+    torch.testing.assert_close(net(batch)[1], net(ids[1:, :2])[0], rtol=0, atol=1e-5)
     assert net.encode(ids).shape == (2, net.encoder.out_dim)
     assert not torch.allclose(net(torch.tensor([[3, 9, 5]])), net(ids[:1]))  # order matters
 
 
 def test_an_all_padding_row_gives_finite_logits():
-    for kind in MASKED:
-        net = EmbeddingClassifier(net_spec(40, 4, dim=8, kind=kind)).eval()
-        assert torch.isfinite(net(torch.zeros(2, 4, dtype=torch.long))).all(), kind
+    pools = [{"kind": "transformer", "pool": "cls"}, {"kind": "rnn", "pool": "last"}]
+    for settings in [{"kind": kind} for kind in MASKED] + pools:
+        net = EmbeddingClassifier(net_spec(40, 4, dim=8, **settings)).eval()
+        ids = torch.tensor([[0, 0, 0, 0], [0, 5, 9, 0]])
+        logits = net(ids)
+        assert torch.isfinite(logits).all(), settings
+        # the empty row's features are zeros: its logits are the head's bias alone
+        torch.testing.assert_close(net.encode(ids)[0], torch.zeros(net.encoder.out_dim))
 
 
 def test_cnn_leaves_out_windows_of_padding_only():
@@ -367,3 +375,94 @@ def test_rnn_padded_passes_on_several_threads_at_once_give_each_its_own_outputs(
 
         with ThreadPoolExecutor(4) as pool:
             assert all(pool.map(run, range(4)))
+
+
+def test_dropped_tokens_keep_each_rows_remaining_ids_in_order():
+    torch.manual_seed(0)
+    rows = [list(range(1, 1 + n)) for n in (0, 7, 300, 1, 50)]
+    offsets = torch.tensor([0, *torch.tensor([len(r) for r in rows]).cumsum(0).tolist()])
+    tokens = Tokens(torch.tensor([i for r in rows for i in r]), offsets, "post")
+    dropped = tokens.dropped(0.3)
+    assert len(dropped) == len(tokens) and dropped.padding == "post"
+    assert dropped.offsets[0] == 0 and dropped.offsets[-1] == len(dropped.flat)
+    for i, row in enumerate(rows):
+        kept = dropped.flat[dropped.offsets[i] : dropped.offsets[i + 1]].tolist()
+        assert kept == sorted(kept) and set(kept) <= set(row)  # a subsequence of its own row
+    assert 0.6 < len(dropped.flat) / len(tokens.flat) < 0.8  # about 70% kept
+    assert torch.equal(tokens.dropped(0.0).flat, tokens.flat)
+
+
+def _with_word_dropout(**settings):
+    """A network, the same weights under word dropout 0.5, and 64 rows of 12 ids (padded and
+    flat)."""
+    torch.manual_seed(0)
+    spec = net_spec(40, 12, dim=8, init="torch", **settings)
+    plain = EmbeddingClassifier(spec)
+    spec["embedding"]["word_dropout"] = 0.5
+    net = EmbeddingClassifier(spec)
+    net.load_state_dict(plain.state_dict())
+    ids = torch.randint(1, 40, (64, 12))
+    return plain, net, spec, ids, Tokens(ids.flatten(), torch.arange(0, 64 * 12 + 1, 12))
+
+
+@pytest.mark.parametrize("kind", ["cnn", "bag", "flatten"])
+def test_drop_words_leaves_words_out_and_the_forward_pass_reads_every_word(kind):
+    plain, net, spec, ids, tokens = _with_word_dropout(kind=kind)
+    for batch in (ids, tokens):
+        net.train(), plain.train()
+        torch.testing.assert_close(net(batch), plain(batch))  # only the training step drops
+        first, second = net(net.drop_words(batch)), net(net.drop_words(batch))
+        assert not torch.allclose(first, plain(batch))
+        assert not torch.allclose(first, second)  # a fresh draw each time
+        assert plain.drop_words(batch) is batch  # word_dropout 0: the rows as they are
+    with pytest.raises(ValueError, match=r"word_dropout must be in \[0, 1\), got 1.0"):
+        EmbeddingClassifier({**spec, "embedding": {**spec["embedding"], "word_dropout": 1.0}})
+
+
+def test_the_training_step_drops_words_once_per_update_not_per_lbfgs_evaluation(
+    dirs, tiny_tree, monkeypatch
+):
+    """L-BFGS evaluates the closure many times an update; each evaluation must see the
+    same rows, or its line search compares different objectives."""
+    from conftest import SMALL, train_in_process
+
+    drops, evaluations = [], []
+    drop_words, forward = EmbeddingClassifier.drop_words, EmbeddingClassifier.forward
+
+    def counted_drop(self, ids):
+        drops.append(1)
+        return drop_words(self, ids)
+
+    def counted_forward(self, ids):
+        if self.training and torch.is_grad_enabled():
+            evaluations.append(id(ids))
+        return forward(self, ids)
+
+    monkeypatch.setattr(EmbeddingClassifier, "drop_words", counted_drop)
+    monkeypatch.setattr(EmbeddingClassifier, "forward", counted_forward)
+    train_in_process(
+        dirs["run"],
+        "experiment=seed_learned",
+        "model=pooled",
+        *SMALL,
+        "model.net.embedding.word_dropout=0.3",
+        f"data.root={tiny_tree}",
+    )
+    assert 0 < len(drops) < len(evaluations)  # several evaluations of each update's rows
+
+
+def test_standardisation_is_set_from_rows_encoded_as_scoring_does_and_leaves_training_on():
+    from embedclf.data.batches import Batch
+    from embedclf.models.weighting import set_standardization
+
+    torch.manual_seed(0)
+    spec = net_spec(40, 12, dim=8, kind="transformer", dropout=0.5, standardize=True)
+    net = EmbeddingClassifier(spec)
+    ids = torch.randint(1, 40, (64, 12))
+    tokens = Tokens(ids.flatten(), torch.arange(0, 64 * 12 + 1, 12))
+    set_standardization(net, [Batch(tokens, torch.zeros(64), 64)])
+    assert net.training  # as it was
+    with torch.no_grad():
+        encoded = net.eval().encode(tokens)  # the encoder's own dropout off
+    torch.testing.assert_close(net.feature_mean, encoded.mean(0))
+    torch.testing.assert_close(net.feature_std, encoded.std(0) + 1e-6)

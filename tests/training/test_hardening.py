@@ -292,6 +292,14 @@ def bad_files(tmp_path, trained) -> dict[str, Path]:
         ("model=cnn model.net.head.max_norm=-1", r"model\.net\.head\.max_norm=-1 must be a number"),
         ("model=cnn model.net.head.max_norm=x", r"model\.net\.head\.max_norm='x' must be a number"),
         (
+            "model=cnn model.net.embedding.word_dropout=1",
+            r"model\.net\.embedding\.word_dropout=1 must be a number in \[0, 1\)",
+        ),
+        (
+            "model=cnn model.net.embedding.word_dropout=true",
+            r"model\.net\.embedding\.word_dropout=True must be a number in \[0, 1\)",
+        ),
+        (
             "model=cnn embedding=multichannel model.net.embedding.sparse=true",
             r"sparse=true does not go with channels=2",
         ),
