@@ -163,8 +163,8 @@ class TextDataModule(pl.LightningDataModule):
             training file, a validation carve's included; ``train_rows``: where validation is
             carved from the training file, over the rows training uses, so the carve's words
             training never saw are unseen words there as test's are
-            (:meth:`TokenizedCorpus.ranked_over`; the ids are then held in memory, 4 bytes a
-            word: meant for sentence-sized sets).
+            (:meth:`TokenizedCorpus.ranked_over`: the stored ids, remapped as batches read
+            them, with one pass over the training rows to count).
         ngrams, buckets: add hashed word n-grams up to ``ngrams`` into ``buckets`` ids.
         maxlen, padding, truncating: Keras ``pad_sequences`` settings.
         train_samples: training rows kept after the shuffle; ``None`` keeps all but val.
@@ -354,7 +354,7 @@ class TextDataModule(pl.LightningDataModule):
         assert self.featurizer is not None
         featurizer = self.featurizer
         kept = np.minimum(np.diff(ids.offsets), featurizer.word_window).sum()
-        if 2 * kept > len(ids.flat):
+        if 2 * kept > int(ids.offsets[-1]):
             return ids
         return concatenate(
             [

@@ -18,7 +18,7 @@ import numpy as np
 
 from embedclf.data.dataset import FolderDataset, TextDataset
 from embedclf.text.featurizer import TextFeaturizer
-from embedclf.text.ragged import Ragged, concatenate
+from embedclf.text.ragged import Ragged
 from embedclf.util.errors import DataError
 from embedclf.util.fileio import atomic_directory, file_crc32, write_synced
 from embedclf.util.paths import cache_dir as resolve_cache_dir
@@ -53,7 +53,7 @@ def cache_path(
     return resolve_cache_dir(cache_dir) / "tokens" / cache_key(settings)
 
 
-# rows re-ranked at a time (TokenizedCorpus.ranked_over): the peak is the result and a chunk
+# rows counted at a time (TokenizedCorpus.ranked_over): the peak is one chunk's ids
 RANK_CHUNK_ROWS = 1 << 16
 TOKENS_FORMAT = 3  # bump when the layout of the token store changes
 META_FILE = "meta.json"
@@ -64,6 +64,41 @@ def _array_files(splits: list[str]) -> list[str]:
     for split in splits:
         names += [f"{split}.ids.npy", f"{split}.offsets.npy", f"{split}.labels.npy"]
     return names
+
+
+class RerankedIds:
+    """A split's stored ids read through another ranking of the vocabulary: ``new_id[i]`` is
+    the new id of stored id ``i``, or -1 for a word the new vocabulary drops (left out of its
+    row). Rows are remapped as they are read, so the stored ids stay mapped, never copied;
+    ``offsets`` are the stored rows' (a row reads at most that many ids)."""
+
+    def __init__(self, stored: Ragged, new_id: np.ndarray) -> None:
+        self.stored, self.new_id = stored, new_id
+        self.offsets = stored.offsets
+
+    def __len__(self) -> int:
+        return len(self.stored)
+
+    def _remapped(self, part: Ragged) -> Ragged:
+        ids = self.new_id[np.asarray(part.flat)]
+        return Ragged(ids, part.offsets).keep(ids >= 0)
+
+    def rows(self, index: np.ndarray) -> Ragged:
+        return self._remapped(self.stored.rows(index))
+
+    def slice(self, start: int, stop: int) -> Ragged:
+        return self._remapped(self.stored.slice(start, stop))
+
+    def sequences(self) -> list[np.ndarray]:
+        return self.slice(0, len(self)).sequences()
+
+
+def _reranked(ids: Ragged | RerankedIds, new_id: np.ndarray) -> RerankedIds:
+    """``ids`` read through ``new_id``; ids already reranked through the two in turn."""
+    if isinstance(ids, RerankedIds):
+        earlier = ids.new_id
+        return RerankedIds(ids.stored, np.where(earlier >= 0, new_id[earlier], -1))
+    return RerankedIds(ids, new_id)
 
 
 @dataclass
@@ -84,7 +119,7 @@ class TokenizedCorpus:
     classes: list[str]
     vocab: list[str]
     counts: np.ndarray
-    ids: dict[str, Ragged]
+    ids: dict[str, Ragged | RerankedIds]  # RerankedIds: a ranked_over corpus (not saved)
     labels: dict[str, np.ndarray]
 
     def save(self, path: Path) -> None:
@@ -131,7 +166,8 @@ class TokenizedCorpus:
 
     def ranked_over(self, rows: np.ndarray, keep_unseen: bool) -> TokenizedCorpus:
         """This corpus with its vocabulary counted over the training texts ``rows`` only (a
-        validation carve's texts left out, as test's are), in memory.
+        validation carve's texts left out, as test's are): its ids are the stored ones,
+        remapped as rows are read (:class:`RerankedIds`).
 
         Words are ranked by their count over ``rows``, ties in this store's rank. Words those
         rows never hold (the carve's own and, in a ``keep_unseen`` store, test's) follow them
@@ -153,20 +189,11 @@ class TokenizedCorpus:
         order = np.concatenate(order)
         new_id = np.full(len(self.vocab), -1, np.int32)
         new_id[order] = np.arange(len(order), dtype=np.int32)
-
-        def remapped(ragged: Ragged) -> Ragged:
-            parts = []
-            for start in range(0, len(ragged), chunk):
-                part = ragged.slice(start, min(start + chunk, len(ragged)))
-                ids = new_id[np.asarray(part.flat)]
-                parts.append(Ragged(ids, part.offsets).keep(ids >= 0))
-            return concatenate(parts)
-
         return TokenizedCorpus(
             self.classes,
             [self.vocab[i] for i in order],
             counts[order],
-            {split: remapped(ragged) for split, ragged in self.ids.items()},
+            {split: _reranked(ids, new_id) for split, ids in self.ids.items()},
             self.labels,
         )
 

@@ -374,6 +374,38 @@ def test_vocab_from_train_rows_leaves_the_validation_carve_unseen(
         TableDataModule(**files, vocab_from="val")
 
 
+def test_ranked_over_reads_the_stored_ids_through_the_new_ranking_without_copying_them():
+    from embedclf.text.ragged import Ragged
+
+    # stored ids 1..4 = a, b, c, d; training rows 0 and 1 hold c (3 times), a, d; row 2 (a
+    # carve) holds b only, and test holds b and d
+    train = Ragged(np.array([3, 1, 3, 3, 4, 2, 2], np.int32), np.array([0, 3, 5, 7]))
+    test = Ragged(np.array([2, 4, 4], np.int32), np.array([0, 3]))
+    corpus = TokenizedCorpus(
+        ["neg", "pos"],
+        ["", "a", "b", "c", "d"],
+        np.array([0, 1, 2, 3, 1]),
+        {"train": train, "test": test},
+        {"train": np.array([0, 1, 0]), "test": np.array([1])},
+    )
+    for keep_unseen, want_vocab in ((False, ["", "c", "a", "d"]), (True, ["", "c", "a", "d", "b"])):
+        ranked = corpus.ranked_over(np.array([0, 1]), keep_unseen=keep_unseen)
+        assert ranked.vocab == want_vocab and ranked.counts.tolist()[:4] == [0, 3, 1, 1]
+        index = {w: i for i, w in enumerate(want_vocab)}
+        words = [["c", "a", "c"], ["c", "d"], ["b", "b"]]
+        want = [[index[w] for w in row if w in index] for row in words]
+        assert [
+            r.tolist() for r in ranked.ids["train"].rows(np.array([0, 1, 2])).sequences()
+        ] == want
+        assert [r.tolist() for r in ranked.ids["train"].slice(1, 3).sequences()] == want[1:]
+        got_test = ranked.ids["test"].sequences()[0].tolist()
+        assert got_test == [index[w] for w in ("b", "d", "d") if w in index]
+        assert ranked.ids["train"].stored is train  # the stored ids, not a copy
+        again = ranked.ranked_over(np.array([0, 1]), keep_unseen=keep_unseen)  # from the store
+        assert again.ids["train"].stored is train and again.vocab == ranked.vocab
+        assert [r.tolist() for r in again.ids["train"].slice(0, 3).sequences()] == want
+
+
 def test_a_child_that_fails_on_the_disk_gives_its_error_and_nothing_is_tokenised_twice(
     dirs, tiny_archive
 ):
