@@ -115,18 +115,26 @@ class EmbeddingClassifierModule(pl.LightningModule):
         dispatch that costs more than the seed's model. Several updates per call happen only
         on one device (the data module gives DDP one per call), and never with a gradient
         scaler (``training/checks.py`` refuses 16-bit precision with ``steps_per_call > 1``).
-        L-BFGS calls the closure as often as it needs; the others once.
+        L-BFGS calls the closure as often as it needs; the others once. Each of L-BFGS's
+        calls replays the update's random draws (dropout), so its line search compares one
+        objective.
         """
         optimizer = self.optimizers()
         encoder = self.net.encoder
         parts = batch.parts(encoder.seq_len if encoder.layout == "fixed" else None)
+        replay = isinstance(getattr(optimizer, "optimizer", optimizer), torch.optim.LBFGS)
         logits_seen, losses = [], []
         for index, (ids, labels) in enumerate(parts):
             ids = self.net.drop_words(ids)  # outside the closure: one draw per update
             lightning_step = index == len(parts) - 1
             seen: list[torch.Tensor] = []
+            draws = _RandomState(self.device) if replay else None
 
-            def closure(ids=ids, labels=labels, seen=seen, dispatch=lightning_step) -> torch.Tensor:
+            def closure(
+                ids=ids, labels=labels, seen=seen, dispatch=lightning_step, draws=draws
+            ) -> torch.Tensor:
+                if draws is not None:
+                    draws.restore()
                 optimizer.zero_grad()
                 logits = self(ids)
                 loss = self.training_loss(logits, labels)
@@ -252,3 +260,17 @@ class EmbeddingClassifierModule(pl.LightningModule):
         best = checkpoint.get("val_acc_best")
         if resuming and isinstance(best, float):
             self._resumed_best = best
+
+
+class _RandomState:
+    """torch's generator state on the CPU and on ``device``, captured now, to restore."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.cpu = torch.get_rng_state()
+        self.cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+
+    def restore(self) -> None:
+        torch.set_rng_state(self.cpu)
+        if self.cuda is not None:
+            torch.cuda.set_rng_state(self.cuda, self.device)

@@ -451,6 +451,40 @@ def test_the_training_step_drops_words_once_per_update_not_per_lbfgs_evaluation(
     assert 0 < len(drops) < len(evaluations)  # several evaluations of each update's rows
 
 
+def test_each_lbfgs_evaluation_of_an_update_replays_its_dropout(dirs, tiny_tree, monkeypatch):
+    """model=pooled (L-BFGS) with head dropout: every closure evaluation of one update drops
+    the same features, so the line search compares one objective."""
+    from conftest import SMALL, train_in_process
+
+    masks: dict[int, list[bytes]] = {}
+    current = [0]
+    forward, dropout = EmbeddingClassifier.forward, torch.nn.Dropout.forward
+
+    def noted_forward(self, ids):
+        current[0] = id(ids)
+        return forward(self, ids)
+
+    def noted_dropout(self, x):
+        out = dropout(self, x)
+        if self.training:
+            masks.setdefault(current[0], []).append((out == 0).numpy().tobytes())
+        return out
+
+    monkeypatch.setattr(EmbeddingClassifier, "forward", noted_forward)
+    monkeypatch.setattr(torch.nn.Dropout, "forward", noted_dropout)
+    train_in_process(
+        dirs["run"],
+        "experiment=seed_learned",
+        "model=pooled",
+        *SMALL,
+        "model.net.head.dropout=0.5",
+        f"data.root={tiny_tree}",
+    )
+    assert any(len(seen) > 1 for seen in masks.values())  # L-BFGS evaluated again
+    assert all(len(set(seen)) == 1 for seen in masks.values())  # the same draw each time
+    assert len({seen[0] for seen in masks.values()}) > 1  # a fresh draw each update
+
+
 def test_standardisation_is_set_from_rows_encoded_as_scoring_does_and_leaves_training_on():
     from embedclf.data.batches import Batch
     from embedclf.models.weighting import set_standardization
