@@ -37,7 +37,10 @@ class EmbeddingClassifierModule(pl.LightningModule):
     (:mod:`embedclf.models.classifier`), ``optimizer`` (and the optional ``scheduler``) are
     specs naming a ``torch.optim`` class and its settings, built in
     :meth:`configure_optimizers` with the trainable parameters; ``head_l2`` adds
-    ``head_l2 / 2`` times the output layer's squared weights to the training loss. All are
+    ``head_l2 / 2`` times the output layer's squared weights to the training loss;
+    ``gradient_clip_val`` scales each update's gradient down to that norm (over all trainable
+    parameters) where it is longer: Lightning's ``Trainer(gradient_clip_val=...)``, which
+    manual optimisation leaves to the module, and Keras's ``global_clipnorm``. All are
     plain types, so a checkpoint loads with ``torch.load(weights_only=True)``. Pretrained rows
     and the statistics of the training data live in the weights and buffers, not here.
 
@@ -53,6 +56,7 @@ class EmbeddingClassifierModule(pl.LightningModule):
         optimizer: Mapping[str, Any],
         scheduler: Mapping[str, Any] | None = None,
         head_l2: float = 0.0,
+        gradient_clip_val: float | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -123,6 +127,7 @@ class EmbeddingClassifierModule(pl.LightningModule):
         encoder = self.net.encoder
         parts = batch.parts(encoder.seq_len if encoder.layout == "fixed" else None)
         replay = isinstance(getattr(optimizer, "optimizer", optimizer), torch.optim.LBFGS)
+        clip = self.hparams.get("gradient_clip_val")
         logits_seen, losses = [], []
         for index, (ids, labels) in enumerate(parts):
             ids = self.net.drop_words(ids)  # outside the closure: one draw per update
@@ -142,6 +147,8 @@ class EmbeddingClassifierModule(pl.LightningModule):
                     self.manual_backward(loss)
                 else:
                     loss.backward()
+                if clip is not None:
+                    self.clip_gradients(optimizer, clip, gradient_clip_algorithm="norm")
                 seen[:] = [logits.detach(), loss.detach()]
                 return loss
 

@@ -93,6 +93,22 @@ def check_config(cfg: DictConfig) -> None:
         buckets = data.get("buckets", 0)
         _require(whole(buckets) and buckets >= 1, f"data.buckets={buckets!r} must be >= 1")
     check_net(cfg.model.net)
+    clip = cfg.model.get("gradient_clip_val")
+    _require(
+        clip is None or (_number(clip) and clip > 0),
+        f"model.gradient_clip_val={clip!r} must be a number above 0 (the longest gradient an "
+        "update takes), or null for none",
+    )
+    _require(
+        clip is None or not cfg.model.net.embedding.get("sparse", False),
+        "model.gradient_clip_val does not go with model.net.embedding.sparse=true (a sparse "
+        "gradient has no norm to clip): set one of them off",
+    )
+    _require(
+        cfg.trainer.get("gradient_clip_val") is None,
+        f"trainer.gradient_clip_val={cfg.trainer.get('gradient_clip_val')!r} is not applied: "
+        "embedclf steps its optimiser itself; set model.gradient_clip_val instead",
+    )
     check_run(cfg)
     ema = (cfg.get("callbacks") or {}).get("ema")  # a moving average of the weights
     if ema:

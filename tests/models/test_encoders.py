@@ -500,3 +500,37 @@ def test_standardisation_is_set_from_rows_encoded_as_scoring_does_and_leaves_tra
         encoded = net.eval().encode(tokens)  # the encoder's own dropout off
     torch.testing.assert_close(net.feature_mean, encoded.mean(0))
     torch.testing.assert_close(net.feature_std, encoded.std(0) + 1e-6)
+
+
+@pytest.mark.parametrize("clip", [None, 0.05])
+def test_gradient_clip_val_bounds_every_updates_gradient(clip, dirs, tiny_tree, monkeypatch):
+    """model.gradient_clip_val: every update steps with a gradient no longer than the value
+    (over all trainable parameters), on the dispatched update and the plain ones alike;
+    without it some gradient is longer, so the bound is the clipping's doing."""
+    from conftest import SMALL, train_in_process
+
+    norms: list[float] = []
+    step = torch.optim.Adam.step
+
+    def noted_step(self, closure=None):
+        with torch.enable_grad():
+            closure()  # Adam evaluates it once: this is the update's gradient
+        grads = [p.grad for group in self.param_groups for p in group["params"]]
+        norms.append(float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))))
+        return step(self)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", noted_step)
+    train_in_process(
+        dirs["run"],
+        "experiment=seed_learned",
+        "model=rnn",
+        *SMALL,
+        "data.steps_per_call=2",
+        f"model.gradient_clip_val={'null' if clip is None else clip}",
+        f"data.root={tiny_tree}",
+    )
+    assert len(norms) > 4
+    if clip is None:
+        assert max(norms) > 0.1
+    else:
+        assert max(norms) <= clip * (1 + 1e-4)

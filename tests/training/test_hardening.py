@@ -303,6 +303,16 @@ def bad_files(tmp_path, trained) -> dict[str, Path]:
             "model=cnn embedding=multichannel model.net.embedding.sparse=true",
             r"sparse=true does not go with channels=2",
         ),
+        ("model=rnn model.gradient_clip_val=0", r"model\.gradient_clip_val=0 must be a number"),
+        ("model=rnn model.gradient_clip_val=x", r"model\.gradient_clip_val='x' must be a number"),
+        (
+            "model=ngram model.gradient_clip_val=1.0",
+            r"model\.gradient_clip_val does not go with model\.net\.embedding\.sparse=true",
+        ),
+        (
+            "+trainer.gradient_clip_val=1.0",
+            r"trainer\.gradient_clip_val=1\.0 is not applied: .* set model\.gradient_clip_val",
+        ),
     ],
 )
 def test_bad_settings_are_one_line_naming_the_setting(override, message, bad_files, tmp_path):
