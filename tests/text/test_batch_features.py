@@ -79,16 +79,17 @@ def fasttext_ngrams(row: list[int], ngrams: int, buckets: int, offset: int) -> l
     return out
 
 
+@pytest.mark.parametrize("buckets", [2**21, 1_000_003])  # a mask, and a division
 @pytest.mark.parametrize("ngrams", [2, 3, 4])
-def test_hashed_ngrams_are_fasttexts(ngrams):
+def test_hashed_ngrams_are_fasttexts(ngrams, buckets):
     rng = np.random.default_rng(ngrams)
     rows = random_rows(rng, 40, 2**31 - 1, 9)  # ids large enough that the hash wraps 2**64
     rows = concatenate([rows, Ragged(np.zeros(0, np.int32), np.zeros(1, np.int64))])
-    f = featurizer(3, maxlen=100, ngrams=ngrams, buckets=2**21)
+    f = featurizer(3, maxlen=100, ngrams=ngrams, buckets=buckets)
     got = f.features(rows)
     assert len(got) == len(rows)
     for i, row in enumerate(rows.sequences()):
-        assert got.sequences()[i].tolist() == fasttext_ngrams(row.tolist(), ngrams, 2**21, 3)
+        assert got.sequences()[i].tolist() == fasttext_ngrams(row.tolist(), ngrams, buckets, 3)
 
 
 def test_rows_and_truncation_copy_the_right_spans():
