@@ -268,11 +268,12 @@ def _seed_runs(
         _, [m] = train([*args, f"seed={seed}", f"hydra.run.dir={out}"], env, out)
         runs.append(m)
     accs = [m["test_acc"] for m in runs]
-    val = statistics.mean(m["val_acc"] for m in runs)
+    # None where the experiment trains on every training row (no rows held out)
+    val = None if runs[0]["val_acc"] is None else statistics.mean(m["val_acc"] for m in runs)
     line(
         f"  {name} embedclf {label:28s}: test_acc {statistics.mean(accs):.4f} "
         f"+- {statistics.stdev(accs):.4f} (seeds {', '.join(f'{a:.4f}' for a in accs)}), "
-        f"val_acc {val:.4f}, "
+        f"val_acc {'none held out' if val is None else f'{val:.4f}'}, "
         f"training {statistics.mean(m['fit_seconds'] for m in runs):.1f} s a run"
     )
     return statistics.mean(accs), val
@@ -354,11 +355,17 @@ def bench_sentences(env: dict[str, str], tmp: Path, data_dir: Path) -> None:
 
 def bench_imdb_sequences(env: dict[str, str], tmp: Path) -> None:
     """The book's 6.2 LSTM and the IMDB CNN over three seeds each, against their targets."""
-    line("== IMDB sequence models: 20,000 training reviews (5,000 held out), 25,000 test")
+    line("== IMDB sequence models: 25,000 test reviews")
     results = {}
     for experiment in IMDB_SEQUENCES:
         args = [f"experiment={experiment}"]
-        results[experiment] = _seed_runs(env, tmp, "imdb", experiment, args)
+        test, val = _seed_runs(env, tmp, "imdb", experiment, args)
+        if val is None:  # trained on all 25,000: its validation comes from the same settings
+            # on 20,000 with 5,000 held out, as they were chosen
+            _, val = _seed_runs(
+                env, tmp, "imdb", f"{experiment} on 20k/5k", [*args, "data.val_samples=0.2"]
+            )
+        results[experiment] = test, val
     chosen = max(results, key=lambda experiment: results[experiment][1])  # by validation
     for label, value, target in (
         ("imdb_lstm", results["imdb_lstm"][0], 0.88),
