@@ -259,9 +259,10 @@ IMDB_SEQUENCES = ("imdb_lstm", "imdb_cnn")
 
 def _seed_runs(
     env: dict[str, str], tmp: Path, name: str, label: str, args: list[str]
-) -> tuple[float, float]:
+) -> tuple[float, float | None]:
     """``args`` trained once per seed of :data:`SEEDS`; prints the test and validation
-    accuracies and the training seconds, and returns the mean test and validation accuracy."""
+    accuracies and the training seconds, and returns the mean test and validation accuracy
+    (None where the experiment holds no rows out)."""
     runs = []
     for seed in SEEDS:
         out = tmp / f"{name}-{re.sub(r'[^A-Za-z0-9_]+', '-', label)}-{seed}"

@@ -93,22 +93,7 @@ def check_config(cfg: DictConfig) -> None:
         buckets = data.get("buckets", 0)
         _require(whole(buckets) and buckets >= 1, f"data.buckets={buckets!r} must be >= 1")
     check_net(cfg.model.net)
-    clip = cfg.model.get("gradient_clip_val")
-    _require(
-        clip is None or (_number(clip) and clip > 0),
-        f"model.gradient_clip_val={clip!r} must be a number above 0 (the longest gradient an "
-        "update takes), or null for none",
-    )
-    _require(
-        clip is None or not cfg.model.net.embedding.get("sparse", False),
-        "model.gradient_clip_val does not go with model.net.embedding.sparse=true (a sparse "
-        "gradient has no norm to clip): set one of them off",
-    )
-    _require(
-        cfg.trainer.get("gradient_clip_val") is None,
-        f"trainer.gradient_clip_val={cfg.trainer.get('gradient_clip_val')!r} is not applied: "
-        "embedclf steps its optimiser itself; set model.gradient_clip_val instead",
-    )
+    _check_clipping(cfg)
     check_run(cfg)
     ema = (cfg.get("callbacks") or {}).get("ema")  # a moving average of the weights
     if ema:
@@ -146,6 +131,44 @@ def check_config(cfg: DictConfig) -> None:
             f"resume={cfg.resume} was trained with callbacks=ema (its state_dict is the average, "
             "its trained weights beside it); resume it with callbacks=ema",
         )
+
+
+def _check_clipping(cfg: DictConfig) -> None:
+    """``model.gradient_clip_val``: a length above 0, with an optimiser and precision whose
+    gradients it can clip; Lightning's own clipping settings, which manual optimisation does
+    not support, refused in favour of it."""
+    for key in ("gradient_clip_val", "gradient_clip_algorithm"):
+        value = cfg.trainer.get(key)
+        _require(
+            value is None,
+            f"trainer.{key}={value!r} is not supported: embedclf steps its optimiser itself; "
+            "set model.gradient_clip_val (a norm) instead",
+        )
+    clip = cfg.model.get("gradient_clip_val")
+    if clip is None:
+        return
+    _require(
+        _number(clip) and clip > 0,
+        f"model.gradient_clip_val={clip!r} must be a number above 0 (the longest gradient an "
+        "update takes), or null for none",
+    )
+    _require(
+        not cfg.model.net.embedding.get("sparse", False),
+        "model.gradient_clip_val does not go with model.net.embedding.sparse=true (a sparse "
+        "gradient has no norm to clip): set one of them off",
+    )
+    precision = str(cfg.trainer.get("precision", "32-true"))
+    _require(
+        not precision.startswith("16"),
+        f"model.gradient_clip_val does not go with trainer.precision={precision}: the loss "
+        "scale is removed after the update's gradient is taken; use bf16-mixed or 32-true",
+    )
+    optimizer = str(cfg.model.optimizer.get("_target_", ""))
+    _require(
+        not optimizer.endswith("LBFGS"),
+        f"model.gradient_clip_val does not go with {optimizer}: its line search compares "
+        "the gradients it evaluates, and bounds the step itself; set it to null",
+    )
 
 
 def check_net(net: Any) -> None:

@@ -311,7 +311,19 @@ def bad_files(tmp_path, trained) -> dict[str, Path]:
         ),
         (
             "+trainer.gradient_clip_val=1.0",
-            r"trainer\.gradient_clip_val=1\.0 is not applied: .* set model\.gradient_clip_val",
+            r"trainer\.gradient_clip_val=1\.0 is not supported: .* set model\.gradient_clip_val",
+        ),
+        (
+            "+trainer.gradient_clip_algorithm=value",
+            r"trainer\.gradient_clip_algorithm='value' is not supported",
+        ),
+        (
+            "model=rnn model.gradient_clip_val=1 data.steps_per_call=1 +trainer.precision=16-mixed",
+            r"gradient_clip_val does not go with trainer\.precision=16-mixed",
+        ),
+        (
+            "model=pooled model.gradient_clip_val=1",
+            r"gradient_clip_val does not go with torch\.optim\.LBFGS",
         ),
     ],
 )
