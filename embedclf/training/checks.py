@@ -93,7 +93,8 @@ def check_config(cfg: DictConfig) -> None:
         buckets = data.get("buckets", 0)
         _require(whole(buckets) and buckets >= 1, f"data.buckets={buckets!r} must be >= 1")
     check_net(cfg.model.net)
-    _check_clipping(cfg)
+    precision = str(cfg.trainer.get("precision", "32-true"))
+    _check_clipping(cfg, precision)
     check_run(cfg)
     ema = (cfg.get("callbacks") or {}).get("ema")  # a moving average of the weights
     if ema:
@@ -108,7 +109,6 @@ def check_config(cfg: DictConfig) -> None:
         epochs is None or (whole(epochs) and epochs >= -1),
         f"trainer.max_epochs={epochs!r} must be a whole number",
     )
-    precision = str(cfg.trainer.get("precision", "32-true"))
     _require(
         not (precision.startswith("16") and data.get("steps_per_call", 1) > 1),
         f"trainer.precision={precision} scales the loss for each update, which Lightning only "
@@ -133,7 +133,7 @@ def check_config(cfg: DictConfig) -> None:
         )
 
 
-def _check_clipping(cfg: DictConfig) -> None:
+def _check_clipping(cfg: DictConfig, precision: str) -> None:
     """``model.gradient_clip_val``: a length above 0, with an optimiser and precision whose
     gradients it can clip; Lightning's own clipping settings, which manual optimisation does
     not support, refused in favour of it."""
@@ -157,7 +157,6 @@ def _check_clipping(cfg: DictConfig) -> None:
         "model.gradient_clip_val does not go with model.net.embedding.sparse=true (a sparse "
         "gradient has no norm to clip): set one of them off",
     )
-    precision = str(cfg.trainer.get("precision", "32-true"))
     _require(
         not precision.startswith("16"),
         f"model.gradient_clip_val does not go with trainer.precision={precision}: the loss "
