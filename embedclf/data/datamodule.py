@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from embedclf.data import sources, storebuild, tokenstore
 from embedclf.data.batches import Batch, Tokens
 from embedclf.data.dataset import FolderDataset, TextDataset
+from embedclf.data.readers.folder import training_groups
 from embedclf.data.tokenstore import TokenizedCorpus
 from embedclf.text.featurizer import TextFeaturizer
 from embedclf.text.ragged import Ragged, concatenate
@@ -173,6 +174,10 @@ class TextDataModule(pl.LightningDataModule):
         split_seed: seed of the shuffle that precedes the split.
         val_seed: when set, validation is the last ``val_samples`` of a shuffle with this seed,
             the same whatever ``split_seed`` and ``train_samples`` (learning curves).
+        val_groups: validation holds whole groups of training rows (:meth:`groups`: aclImdb's
+            films), about ``val_samples`` rows of groups drawn in the carve's seeded order,
+            so that no group has rows on both sides, as none of aclImdb's test films is a
+            training film; false: rows drawn one by one.
         batch_size: rows per optimiser step; eval_batch_size: rows per evaluation pass.
         steps_per_call: optimiser steps per Lightning training step (1 under DDP).
         length_buckets: training batches of rows of similar length (less padding for
@@ -201,6 +206,7 @@ class TextDataModule(pl.LightningDataModule):
         val_samples: float = 0.2,
         split_seed: int = 0,
         val_seed: int | None = None,
+        val_groups: bool = False,
         batch_size: int = 32,
         eval_batch_size: int = 1024,
         steps_per_call: int = 25,
@@ -215,6 +221,8 @@ class TextDataModule(pl.LightningDataModule):
             raise ConfigError(
                 f"data.vocab_from must be one of {', '.join(VOCAB_FROM)}, got {vocab_from!r}"
             )
+        if not isinstance(val_groups, bool):
+            raise ConfigError(f"data.val_groups must be true or false, got {val_groups!r}")
         if not isinstance(length_buckets, bool):
             raise ConfigError(f"data.length_buckets must be true or false, got {length_buckets!r}")
         if isinstance(feature_cache_mb, bool) or not (
@@ -236,6 +244,11 @@ class TextDataModule(pl.LightningDataModule):
     def source(self) -> TextDataset:
         """The dataset to read (found, or downloaded and verified, where it has to be)."""
         raise NotImplementedError
+
+    def groups(self, classes: list[str]) -> np.ndarray | None:
+        """Each training row's group (rows of one group are never split between training
+        and validation under ``val_groups``), or None where the dataset gives none."""
+        return None
 
     @property
     def _checkpoint_vocab(self) -> TextFeaturizer | None:
@@ -301,13 +314,43 @@ class TextDataModule(pl.LightningDataModule):
         n_train, n_val = self._split_sizes(n) if not given_val else (n, 0)
         order = np.random.default_rng(hp.split_seed).permutation(n)
         parts = {"train": order[:n_train], "val": order[n_train : n_train + n_val]}
-        if hp.val_seed is not None:  # one validation set for every split_seed (and size)
+        if hp.val_groups and not given_val and n_val > 0:
+            held_out = self._group_carve(corpus.classes, n, n_val)
+            rest = order[~np.isin(order, held_out)]
+            n_train = len(rest) if hp.train_samples is None else n_train  # all the others
+            if len(rest) < n_train:
+                raise ConfigError(
+                    f"data.val_groups=true holds out {len(held_out)} rows of whole groups, "
+                    f"leaving {len(rest)} for data.train_samples={hp.train_samples}"
+                )
+            parts = {"train": rest[:n_train], "val": held_out}
+        elif hp.val_seed is not None:  # one validation set for every split_seed (and size)
             held_out = np.random.default_rng(hp.val_seed).permutation(n)[n - n_val :]
             rest = order[~np.isin(order, held_out)]
             parts = {"train": rest[:n_train], "val": held_out}
         if given_val:
             parts["val"] = np.arange(len(corpus.labels["val"]))
         return parts, given_val
+
+    def _group_carve(self, classes: list[str], n: int, n_val: int) -> np.ndarray:
+        """The rows of whole groups, drawn in a seeded order (``val_seed``, else
+        ``split_seed``) until they number ``n_val`` or more, ascending."""
+        hp = self.hparams
+        groups = self.groups(classes)
+        if groups is None:
+            raise ConfigError(
+                "data.val_groups=true needs a dataset that gives each training row a group "
+                "(aclImdb's train/urls_<class>.txt); this one gives none: set "
+                "data.val_groups=false"
+            )
+        if len(groups) != n:
+            raise DataError(f"the dataset gives {len(groups)} groups for {n} training rows")
+        names, of_row = np.unique(groups, return_inverse=True)
+        seed = hp.val_seed if hp.val_seed is not None else hp.split_seed
+        drawn = np.random.default_rng(seed).permutation(len(names))
+        sizes = np.bincount(of_row, minlength=len(names))[drawn]
+        taken = drawn[: int(np.searchsorted(np.cumsum(sizes), n_val)) + 1]
+        return np.flatnonzero(np.isin(of_row, taken))
 
     def setup(self, stage: str | None = None) -> None:
         if self.corpus is not None:
@@ -540,3 +583,9 @@ class TextFolderDataModule(TextDataModule):
             follow_links=bool(hp.follow_links),
             test_only=scoring,
         )
+
+    def groups(self, classes: list[str]) -> np.ndarray | None:
+        """aclImdb's films (``train/urls_<class>.txt``), or None for a tree without them."""
+        source = self.source()
+        assert isinstance(source, FolderDataset)
+        return training_groups(source.path, classes, follow_links=source.follow_links)

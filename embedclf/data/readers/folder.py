@@ -189,6 +189,61 @@ def read_folder(
     return _assemble(files, str(root), splits), [unsup[f] for f in sorted(unsup)]
 
 
+def _group_of(urls: list[str], file: str, where: str) -> str:
+    number = file.split("_", 1)[0]
+    if not number.isdigit() or int(number) >= len(urls):
+        raise DataError(
+            f"{where}: data.val_groups=true takes a review's group from the line of its class's "
+            f"urls file numbered by the file name ({len(urls)} lines there); name it "
+            "<line>_<anything>.txt, or set data.val_groups=false"
+        )
+    return urls[int(number)]
+
+
+def training_groups(
+    source: Path, classes: list[str], *, follow_links: bool = False
+) -> np.ndarray | None:
+    """Each training review's group, in reading order (class, then file name): for aclImdb
+    its film, the line of ``train/urls_<class>.txt`` that the file name's leading number
+    counts to (the dataset's README); None where a class has no urls file."""
+    names: dict[str, list[str]] = {name: [] for name in classes}
+    urls: dict[str, list[str]] = {}
+    wanted_urls = {f"urls_{name}.txt": name for name in classes}
+    if source.is_file():
+
+        def wanted(member: str) -> bool:
+            parts = member.split("/")
+            if len(parts) >= 2 and parts[-2] == "train" and parts[-1] in wanted_urls:
+                return True
+            layout = _archive_layout(member)
+            return layout is not None and layout[1] == "train" and layout[2] in names
+
+        # one pass over the stream (which is decompressed whole, read or skipped)
+        for member, raw in iter_tar_files(source, wanted):
+            file = member.rsplit("/", 1)[-1]
+            if file in wanted_urls and member.split("/")[-2] == "train":
+                urls[wanted_urls[file]] = _decode(raw, member).splitlines()
+            else:
+                names[member.split("/")[-2]].append(file)
+        if len(urls) < len(classes):
+            return None
+    else:
+        for name in classes:
+            path = source / "train" / f"urls_{name}.txt"
+            if not path.is_file():
+                return None
+            urls[name] = _read_text(path, source, follow_links).splitlines()
+            names[name] = [p.name for p in (source / "train" / name).glob("*.txt")]
+    return np.asarray(
+        [
+            _group_of(urls[name], file, f"{source}: train/{name}/{file}")
+            for name in classes
+            for file in sorted(names[name])
+        ],
+        dtype=object,
+    )
+
+
 def read_dataset(
     source: Path,
     *,
