@@ -37,6 +37,11 @@ MODELS = {
         "model.net.encoder.pool=last",
     ],
     "transformer": ["experiment=seed_learned", "model=transformer"],
+    "transformer_final_norm": [
+        "experiment=seed_learned",
+        "model=transformer",
+        "model.net.encoder.final_norm=true",
+    ],
 }
 
 
@@ -74,7 +79,8 @@ def checkpoint(name: str, tree: Path, root: Path, *more: str) -> str:
 def test_onnxruntime_gives_the_checkpoints_probabilities(name, trees, texts, tmp_path):
     from embedclf.predict import Predictor
 
-    tree = trees["three" if name in ("cnn", "cnn_max_mean", "transformer") else "two"]
+    three = ("cnn", "cnn_max_mean", "transformer", "transformer_final_norm")
+    tree = trees["three" if name in three else "two"]
     ckpt = checkpoint(name, tree, tmp_path)
     out = tmp_path / "exported"
     difference = export.export_onnx(ckpt, out)

@@ -111,6 +111,7 @@ def test_frozen_embedding_takes_no_gradient_and_init_choices_differ():
         {"kind": "rnn", "cell": "gru", "bidirectional": True, "pool": "max"},
         {"kind": "rnn", "cell": "lstm", "layers": 2, "pool": "mean"},
         {"kind": "transformer", "positions": "sinusoidal", "pool": "cls"},
+        {"kind": "transformer", "final_norm": True},
         {"kind": "cnn", "widths": [2, 6], "filters": 5},
         {"kind": "cnn", "widths": [2, 6], "filters": 5, "pool": "mean"},
         {"kind": "cnn", "widths": [2, 6], "filters": 5, "pool": "max_mean"},
@@ -128,6 +129,24 @@ def test_sequence_encoder_variants_ignore_padding_and_see_order(settings):
     torch.testing.assert_close(net(batch)[1], net(ids[1:, :2])[0], rtol=0, atol=1e-5)
     assert net.encode(ids).shape == (2, net.encoder.out_dim)
     assert not torch.allclose(net(torch.tensor([[3, 9, 5]])), net(ids[:1]))  # order matters
+
+
+def test_transformer_final_norm_normalises_each_words_output():
+    torch.manual_seed(0)
+    outputs = {}
+    for final_norm in (False, True):
+        net = EmbeddingClassifier(
+            net_spec(40, 6, dim=8, kind="transformer", heads=2, final_norm=final_norm)
+        ).eval()
+        net.encoder.encoder.register_forward_hook(lambda m, i, out: outputs.update(h=out))
+        net(torch.tensor([[0, 0, 5, 9, 3, 7]]))
+        words = outputs["h"][0, :4]  # the four real words
+        normalised = torch.allclose(words.mean(-1), torch.zeros(4), atol=1e-5) and torch.allclose(
+            words.var(-1, unbiased=False), torch.ones(4), atol=1e-3
+        )
+        assert normalised is final_norm
+    with pytest.raises(ValueError, match=r"transformer: final_norm='yes' must be true or false"):
+        EmbeddingClassifier(net_spec(40, 6, dim=8, kind="transformer", final_norm="yes"))
 
 
 def test_an_all_padding_row_gives_finite_logits():

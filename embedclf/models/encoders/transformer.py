@@ -43,6 +43,9 @@ class Transformer(Encoder):
         """Also a ``width`` the heads divide (when it is set: else the embedding's width,
         known once the vectors are read, is checked when the encoder is built)."""
         super().check_settings(settings, prefix)
+        final_norm = settings.get("final_norm", False)
+        if not isinstance(final_norm, bool):
+            raise ValueError(f"{prefix}final_norm={final_norm!r} must be true or false")
         heads, width = settings.get("heads", cls.default("heads")), settings.get("width")
         if width is not None and not (whole(width) and width >= 1 and width % heads == 0):
             raise ValueError(
@@ -63,11 +66,18 @@ class Transformer(Encoder):
         dropout: float = 0.1,
         positions: str = "learned",
         pool: str = "mean",
+        final_norm: bool = False,
     ) -> None:
         super().__init__(dim=dim, seq_len=seq_len, rows=rows)
         width = width or dim
         settings = dict(
-            width=width, layers=layers, heads=heads, ff=ff, positions=positions, pool=pool
+            width=width,
+            layers=layers,
+            heads=heads,
+            ff=ff,
+            positions=positions,
+            pool=pool,
+            final_norm=final_norm,
         )
         self.check_settings(settings, prefix="transformer: ")
         self.pool = pool
@@ -80,7 +90,10 @@ class Transformer(Encoder):
         layer = nn.TransformerEncoderLayer(
             width, heads, ff, dropout, batch_first=True, norm_first=True
         )
-        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        # pre-LN layers leave the residual stream unnormalised: final_norm puts a LayerNorm
+        # after the last (as GPT-2 and ViT do); off, checkpoints of before it load as they were
+        norm = nn.LayerNorm(width) if final_norm else None
+        self.encoder = nn.TransformerEncoder(layer, layers, norm=norm, enable_nested_tensor=False)
         self.out_dim = width
 
     def forward(self, embedding: nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
