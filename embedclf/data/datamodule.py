@@ -318,10 +318,11 @@ class TextDataModule(pl.LightningDataModule):
             held_out = self._group_carve(corpus.classes, n, n_val)
             rest = order[~np.isin(order, held_out)]
             n_train = len(rest) if hp.train_samples is None else n_train  # all the others
-            if len(rest) < n_train:
+            if len(rest) < max(n_train, 1):
                 raise ConfigError(
                     f"data.val_groups=true holds out {len(held_out)} rows of whole groups, "
-                    f"leaving {len(rest)} for data.train_samples={hp.train_samples}"
+                    f"leaving {len(rest)} for training (data.train_samples="
+                    f"{hp.train_samples}); lower data.val_samples or data.train_samples"
                 )
             parts = {"train": rest[:n_train], "val": held_out}
         elif hp.val_seed is not None:  # one validation set for every split_seed (and size)
@@ -344,7 +345,10 @@ class TextDataModule(pl.LightningDataModule):
                 "data.val_groups=false"
             )
         if len(groups) != n:
-            raise DataError(f"the dataset gives {len(groups)} groups for {n} training rows")
+            raise DataError(
+                f"the dataset gives {len(groups)} groups for {n} training rows (a review file "
+                "listed twice?); set data.val_groups=false"
+            )
         names, of_row = np.unique(groups, return_inverse=True)
         seed = hp.val_seed if hp.val_seed is not None else hp.split_seed
         drawn = np.random.default_rng(seed).permutation(len(names))

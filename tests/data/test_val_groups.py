@@ -94,11 +94,25 @@ def test_a_tree_without_urls_files_is_a_setting_error(dirs, tmp_path):
         carve(root)
 
 
-def test_a_file_the_urls_cannot_number_is_named(dirs, tmp_path):
+@pytest.mark.parametrize("name", ["extra.txt", "²_7.txt"], ids=["no-number", "not-ascii"])
+def test_a_file_the_urls_cannot_number_is_named(dirs, tmp_path, name):
     root = film_tree(tmp_path / "aclImdb")
-    (root / "train" / "pos" / "extra.txt").write_text("good film")
-    with pytest.raises(DataError, match=r"train/pos/extra.txt: data.val_groups=true"):
+    (root / "train" / "pos" / name).write_text("good film")
+    with pytest.raises(DataError, match=rf"train/pos/{name}: data.val_groups=true"):
         carve(root)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"val_samples": 47}, r"holds out 48 rows of whole groups, leaving 0 for training"),
+        ({"train_samples": 35, "val_samples": 13}, r"holds out 15 rows .*leaving 33 .*lower"),
+    ],
+    ids=["nothing-left", "train-samples"],
+)
+def test_a_carve_that_leaves_too_few_training_rows_says_so(dirs, films, settings, message):
+    with pytest.raises(ConfigError, match=message):
+        carve(films, **settings)
 
 
 def test_val_groups_must_be_a_boolean():

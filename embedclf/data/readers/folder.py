@@ -191,7 +191,7 @@ def read_folder(
 
 def _group_of(urls: list[str], file: str, where: str) -> str:
     number = file.split("_", 1)[0]
-    if not number.isdigit() or int(number) >= len(urls):
+    if not (number.isascii() and number.isdigit()) or int(number) >= len(urls):
         raise DataError(
             f"{where}: data.val_groups=true takes a review's group from the line of its class's "
             f"urls file numbered by the file name ({len(urls)} lines there); name it "
