@@ -73,8 +73,9 @@ def check_config(cfg: DictConfig) -> None:
         vocab_from in VOCAB_FROM,
         f"data.vocab_from={vocab_from!r} must be one of {', '.join(VOCAB_FROM)}",
     )
-    buckets = data.get("length_buckets", False)
-    _require(isinstance(buckets, bool), f"data.length_buckets={buckets!r} must be true or false")
+    for key in ("length_buckets", "val_groups"):
+        value = data.get(key, False)
+        _require(isinstance(value, bool), f"data.{key}={value!r} must be true or false")
     val = data.val_samples
     _require(
         (whole(val) and val >= 0) or (isinstance(val, float) and 0 <= val < 1),

@@ -211,20 +211,20 @@ def training_groups(
     wanted_urls = {f"urls_{name}.txt": name for name in classes}
     if source.is_file():
 
-        def wanted(member: str) -> bool:
-            parts = member.split("/")
-            if len(parts) >= 2 and parts[-2] == "train" and parts[-1] in wanted_urls:
-                return True
+        def review(member: str) -> tuple[str, str, str, str] | None:
             layout = _archive_layout(member)
-            return layout is not None and layout[1] == "train" and layout[2] in names
+            return layout if layout and layout[1] == "train" and layout[2] in names else None
+
+        def urls_file(member: str) -> bool:
+            return member.split("/")[-2:-1] == ["train"] and member.split("/")[-1] in wanted_urls
 
         # one pass over the stream (which is decompressed whole, read or skipped)
-        for member, raw in iter_tar_files(source, wanted):
-            file = member.rsplit("/", 1)[-1]
-            if file in wanted_urls and member.split("/")[-2] == "train":
-                urls[wanted_urls[file]] = _decode(raw, member).splitlines()
+        for member, raw in iter_tar_files(source, lambda m: urls_file(m) or bool(review(m))):
+            layout = review(member)
+            if layout is not None:
+                names[layout[2]].append(layout[3])
             else:
-                names[member.split("/")[-2]].append(file)
+                urls[wanted_urls[member.split("/")[-1]]] = _decode(raw, member).splitlines()
         if len(urls) < len(classes):
             return None
     else:

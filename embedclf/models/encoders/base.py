@@ -40,6 +40,8 @@ class Encoder(nn.Module):
     choices: ClassVar[dict[str, tuple[str, ...]]] = {}
     # the whole-number settings (or lists of them) and their least and greatest values
     counts: ClassVar[dict[str, tuple[int, int | None]]] = {}
+    # the settings that are true or false
+    flags: ClassVar[tuple[str, ...]] = ()
     out_dim: int
 
     def __init__(self, *, dim: int, seq_len: int, rows: int) -> None:
@@ -54,10 +56,10 @@ class Encoder(nn.Module):
     @classmethod
     def check_settings(cls, settings: Mapping[str, Any], prefix: str = "") -> None:
         """:class:`ValueError` naming the first of ``settings`` (those not given at the
-        constructor's defaults) that is not one of its :attr:`choices` or not within its
-        :attr:`counts`. The constructor calls it on what it is built from (a checkpoint's
-        spec included), and the run's checks before any data is read, ``prefix`` naming
-        where the settings are."""
+        constructor's defaults) that is not one of its :attr:`choices`, not within its
+        :attr:`counts`, or not a boolean among its :attr:`flags`. The constructor calls it on
+        what it is built from (a checkpoint's spec included), and the run's checks before
+        any data is read, ``prefix`` naming where the settings are."""
         for name, names in cls.choices.items():
             value = settings.get(name, cls.default(name))
             if value not in names:
@@ -74,6 +76,10 @@ class Encoder(nn.Module):
                     f"{prefix}{name}={values if many else value!r} must be "
                     f"{'whole numbers' if many else 'a whole number'} {bounds}"
                 )
+        for name in cls.flags:
+            value = settings.get(name, cls.default(name))
+            if not isinstance(value, bool):
+                raise ValueError(f"{prefix}{name}={value!r} must be true or false")
 
     def forward(self, embedding: nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

@@ -32,6 +32,7 @@ def sinusoid(positions: int, width: int) -> torch.Tensor:
 class Transformer(Encoder):
     kind = "transformer"
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"positions": POSITIONS, "pool": POOLS}
+    flags: ClassVar[tuple[str, ...]] = ("final_norm",)
     counts: ClassVar[dict[str, tuple[int, int | None]]] = {
         "layers": (1, None),
         "heads": (1, None),
@@ -43,9 +44,6 @@ class Transformer(Encoder):
         """Also a ``width`` the heads divide (when it is set: else the embedding's width,
         known once the vectors are read, is checked when the encoder is built)."""
         super().check_settings(settings, prefix)
-        final_norm = settings.get("final_norm", False)
-        if not isinstance(final_norm, bool):
-            raise ValueError(f"{prefix}final_norm={final_norm!r} must be true or false")
         heads, width = settings.get("heads", cls.default("heads")), settings.get("width")
         if width is not None and not (whole(width) and width >= 1 and width % heads == 0):
             raise ValueError(
