@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from embedclf.data import sources, storebuild, tokenstore
 from embedclf.data.batches import Batch, Tokens
 from embedclf.data.dataset import FolderDataset, TextDataset
+from embedclf.data.device_batches import DeviceBatches, device_for
 from embedclf.data.readers.folder import training_groups
 from embedclf.data.tokenstore import TokenizedCorpus
 from embedclf.text.featurizer import TextFeaturizer
@@ -186,6 +187,9 @@ class TextDataModule(pl.LightningDataModule):
             ``maxlen``) are computed once and kept in memory when they fit in this many MB, so
             each epoch and the feature statistics gather them instead of computing them
             again; larger training sets are featurized per batch (0: always).
+        features_on_device: on a CUDA device, those cached features (and the labels) are
+            copied there once, where they fit half its free memory, and each training batch
+            is gathered there (``device_batches.py``); else batches come from pinned memory.
     """
 
     def __init__(
@@ -213,6 +217,7 @@ class TextDataModule(pl.LightningDataModule):
         length_buckets: bool = False,
         num_workers: int = 0,
         feature_cache_mb: float = 256,
+        features_on_device: bool = True,
     ) -> None:
         super().__init__()
         if unseen_words not in ("drop", "keep"):
@@ -225,6 +230,10 @@ class TextDataModule(pl.LightningDataModule):
             raise ConfigError(f"data.val_groups must be true or false, got {val_groups!r}")
         if not isinstance(length_buckets, bool):
             raise ConfigError(f"data.length_buckets must be true or false, got {length_buckets!r}")
+        if not isinstance(features_on_device, bool):
+            raise ConfigError(
+                f"data.features_on_device must be true or false, got {features_on_device!r}"
+            )
         if isinstance(feature_cache_mb, bool) or not (
             isinstance(feature_cache_mb, int | float) and feature_cache_mb >= 0
         ):
@@ -506,15 +515,25 @@ class TextDataModule(pl.LightningDataModule):
         if train and hp.length_buckets:
             lengths = np.diff(self.words[stored].offsets)[rows]  # words, a cheap stand-in
             sampler = LengthBucketSampler(lengths, chunk, hp.batch_size, rank=rank, world=world)
-        batches = _SplitBatches(
-            self.words[stored],
-            rows,
-            self.labels[split],
-            self.featurizer,
-            hp.batch_size if train else None,
-            self._cached_features(split) if split == "train" else None,
-        )
+        features = self._cached_features(split) if split == "train" else None
         trainer = self.trainer
+        device = None
+        if train and features is not None and trainer is not None and hp.features_on_device:
+            device = self._device_for(features, self.labels[split], trainer.strategy.root_device)
+        batches: Dataset = (
+            DeviceBatches(
+                features, self.labels[split], self.featurizer.padding, hp.batch_size, device
+            )
+            if device is not None
+            else _SplitBatches(
+                self.words[stored],
+                rows,
+                self.labels[split],
+                self.featurizer,
+                hp.batch_size if train else None,
+                features,
+            )
+        )
         return DataLoader(
             batches,
             batch_size=None,
@@ -523,9 +542,18 @@ class TextDataModule(pl.LightningDataModule):
             # a fresh iterator each epoch draws from torch's generator as num_workers=0
             # does: persistent workers skip that draw and would change the shuffles
             persistent_workers=False,
-            # on a GPU: batches copied from pinned memory, without blocking (transfer below)
-            pin_memory=trainer is not None and trainer.strategy.root_device.type == "cuda",
+            # on a GPU: batches copied from pinned memory, without blocking (transfer below),
+            # unless they are gathered there
+            pin_memory=(
+                device is None
+                and trainer is not None
+                and trainer.strategy.root_device.type == "cuda"
+            ),
         )
+
+    # where the training features live (device_batches.py); a method, so tests can place
+    # them on the CPU's "device" path
+    _device_for = staticmethod(device_for)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", train=True)

@@ -73,7 +73,7 @@ def check_config(cfg: DictConfig) -> None:
         vocab_from in VOCAB_FROM,
         f"data.vocab_from={vocab_from!r} must be one of {', '.join(VOCAB_FROM)}",
     )
-    for key in ("length_buckets", "val_groups"):
+    for key in ("length_buckets", "val_groups", "features_on_device"):
         value = data.get(key, False)
         _require(isinstance(value, bool), f"data.{key}={value!r} must be true or false")
     val = data.val_samples

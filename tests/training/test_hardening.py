@@ -240,6 +240,7 @@ def bad_files(tmp_path, trained) -> dict[str, Path]:
         ("data.vocab_from=val", r"data\.vocab_from='val' must be one of train_file, train_rows"),
         ("data.length_buckets=maybe", r"data\.length_buckets='maybe' must be true or false"),
         ("data.val_groups=film", r"data\.val_groups='film' must be true or false"),
+        ("data.features_on_device=gpu", r"data\.features_on_device='gpu' must be true or false"),
         ("model.net.init=xavier", r"model\.net\.init='xavier' must be one of keras, fasttext"),
         (
             "model=ngram model.net.encoder.weighting=tfidf",

@@ -1,0 +1,106 @@
+"""Training features held on the device, each batch gathered there (data.features_on_device).
+
+No GPU here: the gather is torch's ops, so the device path runs on the CPU "device" by
+placing the features there, and must give the host path's batches id for id."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import SMALL, train_in_process
+from embedclf.data import device_batches
+from embedclf.data.datamodule import TextDataModule, TextFolderDataModule
+from embedclf.data.device_batches import DeviceBatches, device_for
+from embedclf.text.ragged import Ragged
+
+CPU = torch.device("cpu")
+
+
+def ready(tree, **kwargs) -> TextFolderDataModule:
+    args = dict(root=str(tree), num_words=50, maxlen=60, ngrams=2, buckets=64)
+    args.update(batch_size=8, steps_per_call=2, val_samples=0.25, split_seed=0, **kwargs)
+    dm = TextFolderDataModule(**args)
+    dm.prepare_data()
+    dm.setup("fit")
+    dm.trainer = SimpleNamespace(  # what the loaders read of a trainer
+        strategy=SimpleNamespace(root_device=CPU), global_rank=0, world_size=1
+    )
+    return dm
+
+
+def epoch(dm) -> list[tuple[list[int], list[int], list[int], int]]:
+    torch.manual_seed(0)  # the shuffle draws from torch's generator
+    return [
+        (b.tokens.flat.tolist(), b.tokens.offsets.tolist(), b.labels.tolist(), b.step_size)
+        for b in dm.train_dataloader()
+    ]
+
+
+@pytest.fixture
+def on_device(monkeypatch):
+    """The CPU taken for a device the features fit."""
+    monkeypatch.setattr(TextDataModule, "_device_for", staticmethod(lambda f, labels, d: d))
+
+
+def test_batches_gathered_on_the_device_are_the_host_paths(dirs, tiny_tree, on_device):
+    host = ready(tiny_tree, features_on_device=False)
+    device = ready(tiny_tree)
+    loader = device.train_dataloader()
+    assert isinstance(loader.dataset, DeviceBatches) and not loader.pin_memory
+    assert not isinstance(host.train_dataloader().dataset, DeviceBatches)
+    first = epoch(device)
+    assert first == epoch(host)  # ids, offsets, labels and step size, batch by batch
+    assert len(first) == 4 and first[0][3] == 8  # 60 rows in calls of 16, steps of 8
+    assert epoch(device) == first  # seeded: the same shuffle again
+    torch.manual_seed(1)
+    assert [b.labels.tolist() for b in device.train_dataloader()] != [x[2] for x in first]
+
+
+def test_only_the_cached_training_features_go_to_the_device(dirs, tiny_tree, on_device):
+    dm = ready(tiny_tree, feature_cache_mb=0)  # no cache: made per batch, on the host
+    assert not isinstance(dm.train_dataloader().dataset, DeviceBatches)
+    dm = ready(tiny_tree)
+    assert not isinstance(dm.val_dataloader().dataset, DeviceBatches)
+    statistics = dm._loader("train", train=False, chunk=16)  # NB weights, standardisation
+    assert not isinstance(statistics.dataset, DeviceBatches)
+
+
+def test_the_gather_keeps_each_rows_ids_in_order():
+    features = Ragged(np.array([5, 6, 7, 1, 9, 9, 2, 3], np.int32), np.array([0, 3, 4, 4, 8]))
+    batches = DeviceBatches(features, np.array([1, 0, 1, 0]), "pre", 2, CPU)
+    batch = batches[torch.tensor([3, 0, 2, 1])]
+    assert batch.tokens.flat.dtype == torch.int64
+    assert batch.tokens.flat.tolist() == [9, 9, 2, 3, 5, 6, 7, 1]  # row 2 is empty
+    assert batch.tokens.offsets.tolist() == [0, 4, 7, 7, 8]
+    assert batch.labels.tolist() == [0, 1, 1, 0] and batch.step_size == 2
+
+
+def test_features_go_to_a_cuda_device_only_where_they_fit_half_its_free_memory(monkeypatch):
+    features = Ragged(np.zeros(1000, np.int32), np.arange(101, dtype=np.int64))  # 4,808 bytes
+    labels = np.zeros(100)  # 800 bytes: 5,608 in all
+    cuda = torch.device("cuda", 0)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (11_216, 10**9))
+    assert device_for(features, labels, cuda) == cuda
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (11_214, 10**9))
+    assert device_for(features, labels, cuda) is None
+    assert device_for(features, labels, CPU) is None  # a CPU run's batches are made as ever
+    assert device_batches.DEVICE_SHARE == 0.5
+
+
+def test_a_run_on_the_device_path_scores_as_the_host_path(dirs, tiny_tree, monkeypatch):
+    settings = ["experiment=seed_learned", *SMALL, f"data.root={tiny_tree}"]
+    host = train_in_process(dirs["run"] / "host", *settings, "data.features_on_device=false")
+    gathered = []
+    real = DeviceBatches.__getitem__
+    monkeypatch.setattr(
+        DeviceBatches, "__getitem__", lambda self, i: gathered.append(len(i)) or real(self, i)
+    )
+    monkeypatch.setattr(TextDataModule, "_device_for", staticmethod(lambda f, labels, d: d))
+    device = train_in_process(dirs["run"] / "device", *settings)
+    assert gathered and sum(gathered) == 3 * device["train_samples"]  # every row, 3 epochs
+    for key in ("val_acc", "val_loss", "test_acc", "test_loss"):
+        assert device[key] == host[key], key
