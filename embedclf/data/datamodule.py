@@ -248,6 +248,7 @@ class TextDataModule(pl.LightningDataModule):
         self.rows: dict[str, tuple[str, np.ndarray]] = {}  # split: (store split, its rows)
         self.labels: dict[str, np.ndarray] = {}
         self._features: dict[str, Ragged | None] = {}  # split: its cached features, or None
+        self._device_batches: DeviceBatches | None = None  # those of train on the device
 
     # -- preparation (once per machine) ------------------------------------------------
     def source(self) -> TextDataset:
@@ -517,15 +518,13 @@ class TextDataModule(pl.LightningDataModule):
             sampler = LengthBucketSampler(lengths, chunk, hp.batch_size, rank=rank, world=world)
         features = self._cached_features(split) if split == "train" else None
         trainer = self.trainer
-        device = None
-        if train and features is not None and trainer is not None and hp.features_on_device:
-            device = self._device_for(features, self.labels[split], trainer.strategy.root_device)
-        batches: Dataset = (
-            DeviceBatches(
-                features, self.labels[split], self.featurizer.padding, hp.batch_size, device
-            )
-            if device is not None
-            else _SplitBatches(
+        batches: Dataset | None = None
+        # on the device only without workers: CUDA tensors do not survive a fork
+        on_device = train and features is not None and hp.num_workers == 0
+        if on_device and hp.features_on_device and trainer is not None:
+            batches = self._on_device(features, trainer.strategy.root_device)
+        if batches is None:
+            batches = _SplitBatches(
                 self.words[stored],
                 rows,
                 self.labels[split],
@@ -533,7 +532,6 @@ class TextDataModule(pl.LightningDataModule):
                 hp.batch_size if train else None,
                 features,
             )
-        )
         return DataLoader(
             batches,
             batch_size=None,
@@ -545,7 +543,7 @@ class TextDataModule(pl.LightningDataModule):
             # on a GPU: batches copied from pinned memory, without blocking (transfer below),
             # unless they are gathered there
             pin_memory=(
-                device is None
+                not isinstance(batches, DeviceBatches)
                 and trainer is not None
                 and trainer.strategy.root_device.type == "cuda"
             ),
@@ -554,6 +552,25 @@ class TextDataModule(pl.LightningDataModule):
     # where the training features live (device_batches.py); a method, so tests can place
     # them on the CPU's "device" path
     _device_for = staticmethod(device_for)
+
+    def _on_device(self, features: Ragged, device: torch.device) -> DeviceBatches | None:
+        """The training features on ``device`` where they fit, copied there once per run:
+        a loader made again (``reload_dataloaders_every_n_epochs``) reuses the copy, which
+        would otherwise be held twice, and counted against the free memory it is judged by."""
+        held = self._device_batches
+        if held is None or held.device != device:
+            held = None
+            self._device_batches = None  # the old copy freed before a new one is judged
+            if self._device_for(features, self.labels["train"], device) is not None:
+                held = DeviceBatches(
+                    features,
+                    self.labels["train"],
+                    self.featurizer.padding,
+                    self.hparams.batch_size,
+                    device,
+                )
+            self._device_batches = held
+        return held
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", train=True)

@@ -34,7 +34,7 @@ def device_for(features: Ragged, labels: np.ndarray, device: torch.device) -> to
     within :data:`DEVICE_SHARE`; else None (batches are made on the host)."""
     if device.type != "cuda":
         return None
-    need = features.flat.nbytes + features.offsets.nbytes + len(labels) * 8
+    need = features.flat.nbytes + len(labels) * 8  # the ids and int64 labels (offsets: host)
     free, _ = torch.cuda.mem_get_info(device)
     if need > DEVICE_SHARE * free:
         log.info(
@@ -71,6 +71,7 @@ class DeviceBatches(Dataset):
         return len(self.labels)
 
     def __getitem__(self, index: torch.Tensor) -> Batch:
+        """The rows ``index`` (positions in the split, a host tensor), gathered on the device."""
         rows = index.numpy()
         starts = self.offsets[rows]
         lengths = self.offsets[rows + 1] - starts

@@ -50,7 +50,7 @@ def test_batches_gathered_on_the_device_are_the_host_paths(dirs, tiny_tree, on_d
     host = ready(tiny_tree, features_on_device=False)
     device = ready(tiny_tree)
     loader = device.train_dataloader()
-    assert isinstance(loader.dataset, DeviceBatches) and not loader.pin_memory
+    assert isinstance(loader.dataset, DeviceBatches)
     assert not isinstance(host.train_dataloader().dataset, DeviceBatches)
     first = epoch(device)
     assert first == epoch(host)  # ids, offsets, labels and step size, batch by batch
@@ -58,6 +58,21 @@ def test_batches_gathered_on_the_device_are_the_host_paths(dirs, tiny_tree, on_d
     assert epoch(device) == first  # seeded: the same shuffle again
     torch.manual_seed(1)
     assert [b.labels.tolist() for b in device.train_dataloader()] != [x[2] for x in first]
+
+
+@pytest.mark.parametrize("buckets", [False, True])
+@pytest.mark.parametrize(("rank", "world"), [(0, 2), (1, 2), (2, 3)])
+def test_every_sampler_and_rank_gets_the_host_paths_batches(
+    dirs, tiny_tree, on_device, buckets, rank, world
+):
+    host = ready(tiny_tree, features_on_device=False, length_buckets=buckets)
+    device = ready(tiny_tree, length_buckets=buckets)
+    for dm in (host, device):
+        dm.trainer = SimpleNamespace(
+            strategy=SimpleNamespace(root_device=CPU), global_rank=rank, world_size=world
+        )
+    assert isinstance(device.train_dataloader().dataset, DeviceBatches)
+    assert epoch(device) == epoch(host) != []
 
 
 def test_only_the_cached_training_features_go_to_the_device(dirs, tiny_tree, on_device):
@@ -69,6 +84,38 @@ def test_only_the_cached_training_features_go_to_the_device(dirs, tiny_tree, on_
     assert not isinstance(statistics.dataset, DeviceBatches)
 
 
+def test_loaders_made_again_reuse_the_copy_on_the_device(dirs, tiny_tree, monkeypatch):
+    judged = []
+    monkeypatch.setattr(
+        TextDataModule, "_device_for", staticmethod(lambda f, labels, d: judged.append(d) or d)
+    )
+    dm = ready(tiny_tree)
+    first = dm.train_dataloader().dataset
+    assert dm.train_dataloader().dataset is first and judged == [CPU]  # copied, judged once
+
+
+def test_worker_processes_keep_the_host_path(dirs, tiny_tree, on_device):
+    dm = ready(tiny_tree, num_workers=1, feature_cache_mb=256)
+    assert not isinstance(dm.train_dataloader().dataset, DeviceBatches)
+
+
+def test_batches_gathered_on_a_gpu_are_not_pinned_and_the_others_are(
+    dirs, tiny_tree, on_device, monkeypatch
+):
+    from embedclf.data import datamodule
+
+    class Gathered(DeviceBatches):
+        def __init__(self, features, labels, padding, step_size, device):  # nothing copied
+            self.device = device
+
+    monkeypatch.setattr(datamodule, "DeviceBatches", Gathered)
+    dm = ready(tiny_tree)
+    dm.trainer.strategy.root_device = torch.device("cuda", 0)
+    assert isinstance(dm.train_dataloader().dataset, Gathered)
+    assert not dm.train_dataloader().pin_memory
+    assert dm.val_dataloader().pin_memory  # copied over from pinned memory, without blocking
+
+
 def test_the_gather_keeps_each_rows_ids_in_order():
     features = Ragged(np.array([5, 6, 7, 1, 9, 9, 2, 3], np.int32), np.array([0, 3, 4, 4, 8]))
     batches = DeviceBatches(features, np.array([1, 0, 1, 0]), "pre", 2, CPU)
@@ -77,15 +124,17 @@ def test_the_gather_keeps_each_rows_ids_in_order():
     assert batch.tokens.flat.tolist() == [9, 9, 2, 3, 5, 6, 7, 1]  # row 2 is empty
     assert batch.tokens.offsets.tolist() == [0, 4, 7, 7, 8]
     assert batch.labels.tolist() == [0, 1, 1, 0] and batch.step_size == 2
+    empty = batches[torch.tensor([2])]
+    assert empty.tokens.flat.tolist() == [] and empty.tokens.offsets.tolist() == [0, 0]
 
 
 def test_features_go_to_a_cuda_device_only_where_they_fit_half_its_free_memory(monkeypatch):
-    features = Ragged(np.zeros(1000, np.int32), np.arange(101, dtype=np.int64))  # 4,808 bytes
-    labels = np.zeros(100)  # 800 bytes: 5,608 in all
+    features = Ragged(np.zeros(1000, np.int32), np.arange(101, dtype=np.int64))  # 4,000 bytes
+    labels = np.zeros(100, np.int8)  # 800 bytes as int64: 4,800 in all (offsets stay put)
     cuda = torch.device("cuda", 0)
-    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (11_216, 10**9))
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (9_600, 10**9))
     assert device_for(features, labels, cuda) == cuda
-    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (11_214, 10**9))
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (9_598, 10**9))
     assert device_for(features, labels, cuda) is None
     assert device_for(features, labels, CPU) is None  # a CPU run's batches are made as ever
     assert device_batches.DEVICE_SHARE == 0.5
