@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from embedclf.text.featurizer import TextFeaturizer
+from embedclf.text.ngrams import hashed_ngrams
 from embedclf.text.ragged import Ragged, concatenate
 
 
@@ -105,3 +106,16 @@ def test_rows_and_truncation_copy_the_right_spans():
         [3, 4],
         [7, 8],
     ]
+
+
+@pytest.mark.parametrize("truncating", ["pre", "post"])
+@pytest.mark.parametrize(("ngrams", "buckets"), [(2, 64), (3, 97), (1, 64), (2, 0)])
+def test_rows_cut_as_they_are_hashed_equal_rows_hashed_then_cut(ngrams, buckets, truncating):
+    rng = np.random.default_rng(ngrams + buckets)
+    rows = random_rows(rng, 200, 1000, 30)  # some empty, some one word long
+    whole = hashed_ngrams(rows, ngrams, buckets, 1000)
+    for maxlen in (1, 2, 3, 7, 29, 100):
+        cut = hashed_ngrams(rows, ngrams, buckets, 1000, maxlen, truncating)
+        expected = whole.truncate(maxlen, truncating)
+        assert cut.offsets.tolist() == expected.offsets.tolist(), maxlen
+        assert cut.flat.tolist() == expected.flat.tolist(), maxlen
