@@ -30,12 +30,16 @@ DEVICE_SHARE = 0.5
 
 
 def device_for(features: Ragged, labels: np.ndarray, device: torch.device) -> torch.device | None:
-    """``device`` where it is a CUDA device whose free memory holds these features and labels
-    within :data:`DEVICE_SHARE`; else None (batches are made on the host)."""
+    """``device`` where it is a CUDA device whose free memory (with what torch's allocator
+    holds unused) holds these features and labels within :data:`DEVICE_SHARE`; else None
+    (batches are made on the host)."""
     if device.type != "cuda":
         return None
     need = features.flat.nbytes + len(labels) * 8  # the ids and int64 labels (offsets: host)
     free, _ = torch.cuda.mem_get_info(device)
+    # memory torch's allocator holds but no tensor uses is free to this process: a sweep's
+    # jobs run one after another in one process (Hydra's basic launcher), each after the last
+    free += torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
     if need > DEVICE_SHARE * free:
         log.info(
             "the training features (%.0f MB) stay in host memory: more than %.0f%% of %s's "

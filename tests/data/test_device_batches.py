@@ -132,10 +132,16 @@ def test_features_go_to_a_cuda_device_only_where_they_fit_half_its_free_memory(m
     features = Ragged(np.zeros(1000, np.int32), np.arange(101, dtype=np.int64))  # 4,000 bytes
     labels = np.zeros(100, np.int8)  # 800 bytes as int64: 4,800 in all (offsets stay put)
     cuda = torch.device("cuda", 0)
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device: 0)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device: 0)
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (9_600, 10**9))
     assert device_for(features, labels, cuda) == cuda
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (9_598, 10**9))
     assert device_for(features, labels, cuda) is None
+    # what torch's allocator holds unused (an earlier job's freed tensors) is free too
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device: 5_000)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device: 4_998)
+    assert device_for(features, labels, cuda) == cuda
     assert device_for(features, labels, CPU) is None  # a CPU run's batches are made as ever
     assert device_batches.DEVICE_SHARE == 0.5
 
