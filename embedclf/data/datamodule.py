@@ -226,14 +226,14 @@ class TextDataModule(pl.LightningDataModule):
             raise ConfigError(
                 f"data.vocab_from must be one of {', '.join(VOCAB_FROM)}, got {vocab_from!r}"
             )
-        if not isinstance(val_groups, bool):
-            raise ConfigError(f"data.val_groups must be true or false, got {val_groups!r}")
-        if not isinstance(length_buckets, bool):
-            raise ConfigError(f"data.length_buckets must be true or false, got {length_buckets!r}")
-        if not isinstance(features_on_device, bool):
-            raise ConfigError(
-                f"data.features_on_device must be true or false, got {features_on_device!r}"
-            )
+        flags = {
+            "val_groups": val_groups,
+            "length_buckets": length_buckets,
+            "features_on_device": features_on_device,
+        }
+        for name, value in flags.items():
+            if not isinstance(value, bool):
+                raise ConfigError(f"data.{name} must be true or false, got {value!r}")
         if isinstance(feature_cache_mb, bool) or not (
             isinstance(feature_cache_mb, int | float) and feature_cache_mb >= 0
         ):
@@ -549,28 +549,23 @@ class TextDataModule(pl.LightningDataModule):
             ),
         )
 
-    # where the training features live (device_batches.py); a method, so tests can place
-    # them on the CPU's "device" path
-    _device_for = staticmethod(device_for)
-
     def _on_device(self, features: Ragged, device: torch.device) -> DeviceBatches | None:
         """The training features on ``device`` where they fit, copied there once per run:
         a loader made again (``reload_dataloaders_every_n_epochs``) reuses the copy, which
         would otherwise be held twice, and counted against the free memory it is judged by."""
         held = self._device_batches
         if held is None or held.device != device:
-            held = None
             self._device_batches = None  # the old copy freed before a new one is judged
-            if self._device_for(features, self.labels["train"], device) is not None:
-                held = DeviceBatches(
+            if device_for(features, self.labels["train"], device) is not None:
+                assert self.featurizer is not None
+                self._device_batches = DeviceBatches(
                     features,
                     self.labels["train"],
                     self.featurizer.padding,
                     self.hparams.batch_size,
                     device,
                 )
-            self._device_batches = held
-        return held
+        return self._device_batches
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", train=True)

@@ -97,12 +97,15 @@ class TextFeaturizer:
     def batch(self, ids: Ragged) -> Ragged:
         """Each row's features (words, then n-grams) cut to ``maxlen``: what :meth:`pad` pads,
         and what bag encoders take without padding."""
-        window = self.window(ids)
-        if self.features_per_word > 1:  # cut as they are hashed
-            return hashed_ngrams(
-                window, self.ngrams, self.buckets, len(self.vocab), self.maxlen, self.truncating
-            )
-        return window.truncate(self.maxlen, self.truncating)
+        # cut as they are hashed (without n-grams: the window cut)
+        return hashed_ngrams(
+            self.window(ids),
+            self.ngrams,
+            self.buckets,
+            len(self.vocab),
+            self.maxlen,
+            self.truncating,
+        )
 
     def pad(self, features: Ragged) -> np.ndarray:
         return pad_ragged(features, self.maxlen, self.padding, self.truncating, dtype=self.id_dtype)

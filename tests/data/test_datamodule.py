@@ -299,9 +299,10 @@ def test_length_buckets_cut_the_padding_of_order_aware_batches(dirs, tiny_tree):
     assert padding(bucketed) < padding(plain) / 2
 
 
-def test_length_buckets_must_be_a_boolean():
-    with pytest.raises(UserError, match=r"data\.length_buckets must be true or false, got 'maybe'"):
-        make(length_buckets="maybe")
+@pytest.mark.parametrize("name", ["length_buckets", "val_groups", "features_on_device"])
+def test_switches_must_be_booleans(name):
+    with pytest.raises(UserError, match=rf"^data\.{name} must be true or false, got 'maybe'$"):
+        make(**{name: "maybe"})
 
 
 def _epoch(dm) -> list[tuple[tuple[int, ...], int]]:

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from conftest import SMALL, train_in_process
-from embedclf.data import device_batches
-from embedclf.data.datamodule import TextDataModule, TextFolderDataModule
+from embedclf.data import datamodule, device_batches
+from embedclf.data.datamodule import TextFolderDataModule
 from embedclf.data.device_batches import DeviceBatches, device_for
 from embedclf.text.ragged import Ragged
 
@@ -43,7 +43,7 @@ def epoch(dm) -> list[tuple[list[int], list[int], list[int], int]]:
 @pytest.fixture
 def on_device(monkeypatch):
     """The CPU taken for a device the features fit."""
-    monkeypatch.setattr(TextDataModule, "_device_for", staticmethod(lambda f, labels, d: d))
+    monkeypatch.setattr(datamodule, "device_for", lambda f, labels, d: d)
 
 
 def test_batches_gathered_on_the_device_are_the_host_paths(dirs, tiny_tree, on_device):
@@ -86,9 +86,7 @@ def test_only_the_cached_training_features_go_to_the_device(dirs, tiny_tree, on_
 
 def test_loaders_made_again_reuse_the_copy_on_the_device(dirs, tiny_tree, monkeypatch):
     judged = []
-    monkeypatch.setattr(
-        TextDataModule, "_device_for", staticmethod(lambda f, labels, d: judged.append(d) or d)
-    )
+    monkeypatch.setattr(datamodule, "device_for", lambda f, labels, d: judged.append(d) or d)
     dm = ready(tiny_tree)
     first = dm.train_dataloader().dataset
     assert dm.train_dataloader().dataset is first and judged == [CPU]  # copied, judged once
@@ -102,8 +100,6 @@ def test_worker_processes_keep_the_host_path(dirs, tiny_tree, on_device):
 def test_batches_gathered_on_a_gpu_are_not_pinned_and_the_others_are(
     dirs, tiny_tree, on_device, monkeypatch
 ):
-    from embedclf.data import datamodule
-
     class Gathered(DeviceBatches):
         def __init__(self, features, labels, padding, step_size, device):  # nothing copied
             self.device = device
@@ -154,7 +150,7 @@ def test_a_run_on_the_device_path_scores_as_the_host_path(dirs, tiny_tree, monke
     monkeypatch.setattr(
         DeviceBatches, "__getitem__", lambda self, i: gathered.append(len(i)) or real(self, i)
     )
-    monkeypatch.setattr(TextDataModule, "_device_for", staticmethod(lambda f, labels, d: d))
+    monkeypatch.setattr(datamodule, "device_for", lambda f, labels, d: d)
     device = train_in_process(dirs["run"] / "device", *settings)
     assert gathered and sum(gathered) == 3 * device["train_samples"]  # every row, 3 epochs
     for key in ("val_acc", "val_loss", "test_acc", "test_loss"):
