@@ -475,12 +475,17 @@ def test_each_lbfgs_evaluation_of_an_update_replays_its_dropout(dirs, tiny_tree,
     the same features, so the line search compares one objective."""
     from conftest import SMALL, train_in_process
 
+    # Updates are told apart by the batch tensor itself, held here: a freed tensor's id() can be
+    # taken by the next batch's, which would merge two updates' draws.
     masks: dict[int, list[bytes]] = {}
+    batches: list[torch.Tensor] = []
     current = [0]
     forward, dropout = EmbeddingClassifier.forward, torch.nn.Dropout.forward
 
     def noted_forward(self, ids):
-        current[0] = id(ids)
+        if not batches or batches[-1] is not ids:
+            batches.append(ids)
+        current[0] = len(batches)
         return forward(self, ids)
 
     def noted_dropout(self, x):
