@@ -135,7 +135,7 @@ def bag_and_gradient(table, flat, offsets, feature_weight, grad, by_weight):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_the_kernels_bags_and_gradient_are_the_tensor_paths(dtype, by_weight, monkeypatch):
     generator = torch.Generator().manual_seed(1)
-    rows = 1003  # not a multiple of 8: the marks are read eight at a time
+    rows = 1003  # not a multiple of 64: the marks are a bit per row, read a word at a time
     table = torch.randn(rows, 5, generator=generator, dtype=dtype)
     feature_weight = torch.rand(rows, generator=generator, dtype=dtype)
     for _ in range(3):  # the marks must be clear again after each call
@@ -173,7 +173,7 @@ def test_the_kernels_bags_and_gradient_are_the_tensor_paths(dtype, by_weight, mo
 
 def test_the_gradients_rows_are_right_where_ids_are_sparse_in_a_large_table():
     # few ids over many rows (as a batch's hashed bigrams over 2^21 buckets): the threads'
-    # stretches of the marks end in words with unmarked bytes, which must not be written
+    # stretches of the marks end in words with unmarked bits, which must not be written
     generator = torch.Generator().manual_seed(2)
     rows = 200_003
     table = torch.randn(rows, 3, generator=generator)
@@ -189,6 +189,26 @@ def test_the_gradients_rows_are_right_where_ids_are_sparse_in_a_large_table():
         bags = torch.repeat_interleave(torch.arange(len(lengths)), lengths)
         dense = torch.zeros(rows, 3).index_add_(0, flat, grad[bags] * weights.unsqueeze(1))
         torch.testing.assert_close(ours.to_dense(), dense)
+
+
+@pytest.mark.parametrize("parts", [1, 2, 3, 7])
+def test_the_marks_give_each_row_its_rank_at_every_bit_of_a_word(parts, monkeypatch):
+    # ids at each bit of a word (63: its top bit), at words' edges, in the last part word,
+    # repeated and out of order, with the marks' words split into 1 to 7 stretches
+    generator = torch.Generator().manual_seed(3)
+    rows = 64 * 5 + 7
+    edges = [63, 0, 64, 127, 128, 191, rows - 1, 63, 5, 255, 256, 319, 320, 64]
+    flat = torch.tensor(edges + list(range(rows - 1, -1, -3)) + list(range(64)))
+    offsets = torch.tensor([0, 7, len(edges), len(flat) - 64, len(flat)])
+    weights = torch.rand(len(flat), generator=generator)
+    grad = torch.randn(4, 3, generator=generator)
+    monkeypatch.setattr(row_kernels.numba, "get_num_threads", lambda: parts)
+    for _ in range(2):  # the marks cleared after each call
+        distinct, values = row_kernels.rows_gradient(flat, offsets, weights, grad, rows)
+        assert torch.equal(distinct, torch.unique(flat))
+        bags = torch.repeat_interleave(torch.arange(4), offsets[1:] - offsets[:-1])
+        dense = torch.zeros(rows, 3).index_add_(0, flat, grad[bags] * weights.unsqueeze(1))
+        torch.testing.assert_close(values, dense[distinct])
 
 
 def test_an_id_outside_the_table_is_refused_before_the_kernel_reads_it():
