@@ -23,9 +23,8 @@ import threading
 import numba
 import numpy as np
 import torch
-from llvmlite import ir
-from numba.core import cgutils, types
-from numba.extending import intrinsic
+
+from embedclf.util.prefetch import prefetch
 
 _scratch = threading.local()
 
@@ -33,36 +32,6 @@ _scratch = threading.local()
 # the loops wait on memory, one table row at a time (the 1M set's forward pass, 1.1 -> 0.75 ms
 # a batch; 16 to 32 measured alike, 8 and 48 slower)
 _AHEAD = 24
-_BYTE_POINTER = ir.IntType(8).as_pointer()
-# llvm.prefetch's name carries its pointer type: "p0" where LLVM's pointers are opaque (llvmlite
-# on LLVM 15 and later), "p0i8" where they are typed
-_PREFETCH = "llvm.prefetch.p0" if str(_BYTE_POINTER) == "ptr" else "llvm.prefetch.p0i8"
-
-
-@intrinsic
-def _prefetch(typingctx, array, row):  # pragma: no cover - compiled into the kernels
-    """A hint that ``array[row]`` (its first item) will be read soon: the CPU starts loading
-    its cache line and goes on. Never faults, whatever ``row`` is; changes no result."""
-    sig = types.void(array, row)
-
-    def codegen(context, builder, signature, args):
-        kind, index = signature.args
-        view = context.make_array(kind)(context, builder, args[0])
-        at = context.cast(builder, args[1], index, types.intp)
-        first = [at] + [context.get_constant(types.intp, 0)] * (kind.ndim - 1)
-        pointer = cgutils.get_item_pointer(context, builder, kind, view, first, wraparound=False)
-        i32 = ir.IntType(32)
-        hint = cgutils.get_or_insert_function(
-            builder.module,
-            ir.FunctionType(ir.VoidType(), [_BYTE_POINTER, i32, i32, i32]),
-            _PREFETCH,
-        )
-        # read (0), kept in every cache level (3), data (1)
-        flags = [ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)]
-        builder.call(hint, [builder.bitcast(pointer, _BYTE_POINTER), *flags])
-        return context.get_dummy_value()
-
-    return sig, codegen
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
@@ -82,8 +51,8 @@ def _weighted_bags(table, flat, offsets, feature_weight, by_weight, pooled, weig
         for i in range(start, stop):
             if i + _AHEAD < flat.shape[0]:
                 ahead = flat[i + _AHEAD]
-                _prefetch(table, ahead)
-                _prefetch(feature_weight, ahead)
+                prefetch(table, ahead)
+                prefetch(feature_weight, ahead)
             row = flat[i]
             w = feature_weight[row] / total
             weights[i] = w
@@ -172,8 +141,8 @@ def _adagrad_rows(param, state, rows, values, clr, eps):  # pragma: no cover - j
     dim = param.shape[1]
     for k in numba.prange(rows.shape[0]):
         if k + _AHEAD < rows.shape[0]:
-            _prefetch(param, rows[k + _AHEAD])
-            _prefetch(state, rows[k + _AHEAD])
+            prefetch(param, rows[k + _AHEAD])
+            prefetch(state, rows[k + _AHEAD])
         r = rows[k]
         for j in range(dim):
             g = values[k, j]
