@@ -65,8 +65,8 @@ class TextFeaturizer:
 
     @cached_property
     def word_lookup(self) -> WordLookup:
-        """The vocabulary as Arrow's lookup keys, built once like :attr:`word_index`."""
-        return WordLookup(self.word_index)
+        """The vocabulary's lookup, its hash table built once like :attr:`word_index`."""
+        return WordLookup(self.word_index, keep_table=True)
 
     def word_ids(self, texts: Sequence[str]) -> Ragged:
         return self.word_lookup.ids(texts, self.filters, self.lower)

@@ -198,9 +198,9 @@ def test_corpus_words_equal_the_per_text_words_on_non_ascii_text(filters):
 
 @pytest.mark.parametrize("vocab_words", [3, 10_000])
 def test_both_lookups_give_each_words_id_and_zero_for_unknown_words(vocab_words):
-    """Arrow's hash table (a small vocabulary beside the chunk) and the dict over the chunk's
-    distinct words (a large one) give the same ids, lone surrogates and unknown words too;
-    ids() picks one by the vocabulary's size and gives the per-word path's ids."""
+    """Arrow's hash table (a small vocabulary beside the chunk), the dict over the chunk's
+    distinct words (a large one) and a kept lookup's WordTable give the same ids, lone
+    surrogates and unknown words too; ids() gives the per-word path's ids either way."""
     texts = [*NON_ASCII_TEXTS, "the the the film film unknownword", "the film"]
     tok = KerasTokenizer().fit_on_texts(NON_ASCII_TEXTS[:4])
     index = dict(list(tok.word_index.items())[:4])
@@ -208,10 +208,12 @@ def test_both_lookups_give_each_words_id_and_zero_for_unknown_words(vocab_words)
     lookup = tokenizer.WordLookup(index)
     [(words, counts)] = list(tokenizer.word_chunks(texts))
     by_table, by_dict = lookup.ids_by_hash_table(words), lookup.ids_by_dict(words)
+    by_word_table = lookup.ids_by_word_table(words)
     want = [index.get(w, 0) for t in texts for w in tok.words(t)]
-    assert by_table.tolist() == by_dict.tolist() == want and 0 in want
+    assert by_table.tolist() == by_dict.tolist() == by_word_table.tolist() == want and 0 in want
     assert counts.tolist() == [len(tok.words(t)) for t in texts]
-    got = lookup.ids(texts)
-    assert [s.tolist() for s in got.sequences()] == [
-        [index[w] for w in tok.words(t) if w in index] for t in texts
-    ]
+    for kept in (lookup, tokenizer.WordLookup(index, keep_table=True)):
+        got = kept.ids(texts)
+        assert [s.tolist() for s in got.sequences()] == [
+            [index[w] for w in tok.words(t) if w in index] for t in texts
+        ]
