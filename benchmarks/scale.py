@@ -331,7 +331,7 @@ def main() -> None:
             results[n] = stages_at(n, tmp, corpus, env)
         if sizes:
             report(results)
-        if len(sizes) > 1:  # a line per stage; one size would replace the plot with points
+        if len(results) > 1:  # a line per stage; one size would replace the plot with points
             args.out.mkdir(parents=True, exist_ok=True)
             plot(results, args.out / "scale.png")
         if args.race or not sizes:  # no sizes: IMDB's race alone

@@ -5,7 +5,7 @@ A predictor scores batch after batch with one vocabulary. Arrow's ``index_in`` b
 hash table on every call (7.1 s for 25k texts against 1.1M words), and the dict needs a Python
 string per distinct word and a lookup that reads the dict's key objects at random (250 ns a
 word against the 1M set's 500k words, 6.8 of a batch's 24 ms). Here a word costs a hash of its
-bytes, a probe of the slots and one comparison of bytes.
+bytes and a probe of the slots, comparing bytes with the words of its length met on the way.
 """
 
 from __future__ import annotations
@@ -73,6 +73,12 @@ def _find(slots, known, known_offsets, data, offsets, hashes, out):  # pragma: n
 
 def _bytes_of(words: pa.LargeBinaryArray) -> tuple[np.ndarray, np.ndarray]:
     """The array's bytes and its ``len + 1`` offsets into them, without copies."""
+    # the loops read 64-bit offsets and take every entry for a word: anything else would have
+    # them read past the buffers
+    if not (pa.types.is_large_binary(words.type) or pa.types.is_large_string(words.type)):
+        raise TypeError(f"WordTable reads large_binary arrays, not {words.type}")
+    if words.null_count:
+        raise ValueError("WordTable looks up words, not nulls")
     _, offsets, data = words.buffers()
     ends = np.frombuffer(offsets, np.int64)[words.offset : words.offset + len(words) + 1]
     raw = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
@@ -80,7 +86,8 @@ def _bytes_of(words: pa.LargeBinaryArray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class WordTable:
-    """The positions of ``words`` (distinct UTF-8 byte strings) for chunks of words."""
+    """The positions of ``words`` (distinct byte strings: UTF-8, lone surrogates passed) for
+    chunks of words."""
 
     def __init__(self, words: pa.LargeBinaryArray) -> None:
         self._words = words  # holds the buffers that the views below read

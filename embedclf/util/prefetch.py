@@ -1,6 +1,9 @@
 """A numba intrinsic that asks the CPU to start loading a cache line: the kernels that read
-table rows at random (``models/row_kernels.py``, ``text/ragged.py``) ask for the rows a few
-iterations ahead, where they otherwise wait on memory one row at a time."""
+rows at random (``models/row_kernels.py``, ``text/ragged.py``, ``text/word_table.py``) ask for
+them a few iterations ahead, where they otherwise wait on memory one row at a time.
+
+numba's on-disk cache (``cache=True``) checks only a kernel's own file: after an edit here,
+delete those modules' ``__pycache__`` entries, or their kernels keep the old hint."""
 
 from __future__ import annotations
 

@@ -173,7 +173,7 @@ def test_the_kernels_bags_and_gradient_are_the_tensor_paths(dtype, by_weight, mo
 
 def test_the_gradients_rows_are_right_where_ids_are_sparse_in_a_large_table():
     # few ids over many rows (as a batch's hashed bigrams over 2^21 buckets): the threads'
-    # stretches of the marks end in words with unmarked bits, which must not be written
+    # stretches of the marks end in words with unmarked bits, whose rows must not be taken
     generator = torch.Generator().manual_seed(2)
     rows = 200_003
     table = torch.randn(rows, 3, generator=generator)

@@ -1,5 +1,6 @@
 import numpy as np
 import pyarrow as pa
+import pytest
 
 from embedclf.text.word_table import WordTable
 
@@ -14,7 +15,7 @@ def test_every_known_word_is_found_at_its_position_and_others_are_not():
         bytes(rng.integers(97, 100, size=rng.integers(1, 9)).astype(np.uint8)) for _ in range(3000)
     }
     known = sorted(known | {b"", "é".encode(), b"the"})  # the empty word, a multi-byte one
-    table = WordTable(_words(known))  # over 3 letters: the probes run long
+    table = WordTable(_words(known))  # over 3 letters: many are prefixes of others
     queries = [*known[::-1], b"th", b"thee", b"t", b"e", b"zzz", b"the"]
     got = table.positions(_words(queries)).tolist()
     place = {word: i for i, word in enumerate(known)}
@@ -45,3 +46,11 @@ def test_a_prefix_of_a_known_word_met_on_the_probe_is_not_taken_for_it():
     shorter = grams[0] + grams[1] + grams[2]
     assert (table.positions(_words(shorter)) == -1).all()
     assert table.positions(_words(grams[3])).tolist() == list(range(256))
+
+
+def test_arrays_of_other_types_or_with_nulls_are_refused():
+    table = WordTable(_words([b"a", b"bc"]))
+    with pytest.raises(TypeError, match="large_binary"):
+        table.positions(pa.array([b"a", b"bc", b"d"], pa.binary()))  # 32-bit offsets
+    with pytest.raises(ValueError, match="nulls"):
+        table.positions(_words([b"a", None]))

@@ -19,6 +19,7 @@ def _rows_summed(table, rows, ahead):
 def _items_summed(flat, items, ahead):
     total = 0
     for k in range(items.shape[0]):
+        prefetch(flat, items[k])  # an int32 index as it is
         prefetch(flat, items[k] + ahead)
         total += flat[items[k]]
     return total
