@@ -54,8 +54,12 @@ def test_nb_weights_of_several_classes_take_each_features_largest_one_vs_rest_ra
 def test_nb_weights_refuse_a_feature_outside_the_table():
     import pytest
 
-    with pytest.raises(IndexError, match="outside the 12 features"):
+    with pytest.raises(IndexError, match=r"\(12\) lies outside the 12 features"):
         nb_feature_weights([as_batch([[1, 12]], [1])], 12)
+    # below it too, in a later batch, after rows that counted
+    good = as_batch([[1, 2], [3]], [1, 0])
+    with pytest.raises(IndexError, match=r"\(-1\) lies outside the 12 features"):
+        nb_feature_weights([good, as_batch([[4], [5, -1, 6]], [0, 1])], 12)
 
 
 def test_nb_weights_refuse_labels_that_do_not_match_the_rows():
