@@ -71,19 +71,23 @@ class Tokens:
     def padded(self, width: int | None = None) -> torch.Tensor:
         """``(n, width)`` ids with :data:`PAD_ID` filling each row on the ``padding`` side;
         ``width=None``: the longest row's length (at least 1). Rows must fit ``width``."""
-        lengths = self.lengths()
-        n = len(lengths)
-        longest = int(lengths.max()) if n else 0
+        starts, ends = self.offsets[:-1], self.offsets[1:]
+        longest = int((ends - starts).max()) if len(starts) else 0
         width = max(longest, 1) if width is None else width
         if longest > width:
             raise ValueError(f"a row of {longest} ids does not fit a width of {width}")
-        out = torch.full((n, width), PAD_ID, dtype=self.flat.dtype, device=self.flat.device)
-        rows = torch.repeat_interleave(torch.arange(n, device=self.flat.device), lengths)
-        cols = torch.arange(len(self.flat), device=self.flat.device) - self.offsets[:-1][rows]
+        # each cell's position in flat, read through one gather: a row's ids sit at the end
+        # of its cells ("pre") or at the start ("post"); a cell outside its row reads the
+        # padding appended after flat
+        columns = torch.arange(width, device=self.flat.device)
         if self.padding == "pre":
-            cols = cols + (width - lengths)[rows]
-        out[rows, cols] = self.flat
-        return out
+            where = (ends - width).unsqueeze(1) + columns
+            outside = where < starts.unsqueeze(1)
+        else:
+            where = starts.unsqueeze(1) + columns
+            outside = where >= ends.unsqueeze(1)
+        source = torch.cat([self.flat, self.flat.new_full((1,), PAD_ID)])
+        return source[where.masked_fill_(outside, len(self.flat))]
 
 
 @dataclass
