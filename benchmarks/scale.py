@@ -249,6 +249,8 @@ def race(tmp: Path, corpus: Corpus, env: dict[str, str], n: int, archive: Path |
         sets.append((f"synthetic N={n:,}", args, where / "cache-parquet"))
     if archive is not None and archive.exists():
         sets.append(("IMDB 25k/25k", [], tmp / "imdb-cache"))
+    else:
+        line(f"  fastText race on IMDB: skipped (no archive at {archive}; give --archive)")
     for name, args, cache in sets:
         line(f"== fastText race: {name}")
         run_env = {**env, "EMBEDCLF_CACHE_DIR": str(cache)}
