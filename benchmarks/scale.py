@@ -62,14 +62,16 @@ def line(text: str = "") -> None:
     print(text, flush=True)
 
 
-# Runs the command and writes its peak RSS (KB) to a file. A small process of its own: a
-# child started from the benchmark itself would report the benchmark's own memory as well
-# (Linux keeps the high-water mark of the memory a vfork()ed child shared before exec).
+# A process that only imports what train.py imports, as train.py does: the race's floor
 STACK_ONLY = (
     "from embedclf.util.startup import quick_imports\n"
     "with quick_imports():\n"
     "    import embedclf.training.run\n"
 )
+
+# Runs the command and writes its peak RSS (KB) to a file. A small process of its own: a
+# child started from the benchmark itself would report the benchmark's own memory as well
+# (Linux keeps the high-water mark of the memory a vfork()ed child shared before exec).
 RSS_WRAPPER = (
     "import os, resource, subprocess, sys\n"
     "code = subprocess.call(sys.argv[2:])\n"

@@ -32,9 +32,10 @@ def test_nb_weights_count_each_review_once_per_feature_whatever_the_batches():
     rows[0] = [3, 3, 3, 3]  # a repeated feature counts once for its review
     expected = reference(rows, labels, 12)
     whole = nb_feature_weights([as_batch(rows, labels)], 12)
-    np.testing.assert_allclose(whole, expected, rtol=1e-6)
+    # the same bits as numpy's expression of the definition, not merely close to them
+    np.testing.assert_array_equal(whole, expected.astype(np.float32))
     parts = [as_batch(rows[a : a + 7], labels[a : a + 7]) for a in range(0, 40, 7)]
-    np.testing.assert_allclose(nb_feature_weights(parts, 12), whole, rtol=1e-6)
+    np.testing.assert_array_equal(nb_feature_weights(parts, 12), whole)
     assert whole[0] == 0
 
 
@@ -48,7 +49,7 @@ def test_nb_weights_of_several_classes_take_each_features_largest_one_vs_rest_ra
         ovr = reference(rows, [int(y == label) for y in labels], 15)
         expected = np.maximum(expected, ovr)
     parts = [as_batch(rows[a : a + 5], labels[a : a + 5]) for a in range(0, 60, 5)]
-    np.testing.assert_allclose(nb_feature_weights(parts, 15), expected, rtol=1e-6)
+    np.testing.assert_array_equal(nb_feature_weights(parts, 15), expected.astype(np.float32))
 
 
 def test_nb_weights_refuse_a_feature_outside_the_table():
@@ -60,6 +61,14 @@ def test_nb_weights_refuse_a_feature_outside_the_table():
     good = as_batch([[1, 2], [3]], [1, 0])
     with pytest.raises(IndexError, match=r"\(-1\) lies outside the 12 features"):
         nb_feature_weights([good, as_batch([[4], [5, -1, 6]], [0, 1])], 12)
+
+
+def test_nb_weights_refuse_a_smoothing_that_would_divide_by_zero():
+    import pytest
+
+    for alpha in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="alpha must be above 0"):
+            nb_feature_weights([as_batch([[1, 2]], [1])], 12, alpha=alpha)
 
 
 def test_nb_weights_refuse_labels_that_do_not_match_the_rows():
