@@ -243,6 +243,19 @@ def padded(dm, split: str):
     return dm.featurizer.pad(dm.features(split))
 
 
+def flat_rows(rows: list[list[int]], padding: str = "pre"):
+    """``rows`` of ids as a flat batch (:class:`embedclf.data.batches.Tokens`)."""
+    # imported here, as the other heavy imports of this file: collecting tests loads no torch
+    import torch
+
+    from embedclf.data.batches import Tokens
+
+    lengths = torch.tensor([len(r) for r in rows])
+    offsets = torch.cat([torch.zeros(1, dtype=torch.int64), lengths.cumsum(0)])
+    flat = torch.tensor([i for r in rows for i in r], dtype=torch.int64)
+    return Tokens(flat, offsets, padding)
+
+
 def token_stores(cache: Path) -> list[Path]:
     """The token stores under a cache directory (finished ones: no staging siblings)."""
     return sorted(

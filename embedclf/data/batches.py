@@ -71,14 +71,14 @@ class Tokens:
     def padded(self, width: int | None = None) -> torch.Tensor:
         """``(n, width)`` ids with :data:`PAD_ID` filling each row on the ``padding`` side;
         ``width=None``: the longest row's length (at least 1). Rows must fit ``width``."""
-        starts, ends = self.offsets[:-1], self.offsets[1:]
-        longest = int((ends - starts).max()) if len(starts) else 0
+        longest = int(self.lengths().max()) if len(self) else 0
         width = max(longest, 1) if width is None else width
         if longest > width:
             raise ValueError(f"a row of {longest} ids does not fit a width of {width}")
         # each cell's position in flat, read through one gather: a row's ids sit at the end
         # of its cells ("pre") or at the start ("post"); a cell outside its row reads the
         # padding appended after flat
+        starts, ends = self.offsets[:-1], self.offsets[1:]
         columns = torch.arange(width, device=self.flat.device)
         if self.padding == "pre":
             where = (ends - width).unsqueeze(1) + columns

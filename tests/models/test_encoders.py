@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from conftest import net_spec
+from conftest import flat_rows, net_spec
 from embedclf.data.batches import Tokens
 from embedclf.models.classifier import EmbeddingClassifier
 from embedclf.models.encoders import ENCODERS, Encoder, encoder_class
@@ -258,13 +258,6 @@ def test_sequence_models_train_and_their_checkpoint_predicts_alone(model, dirs, 
 
 
 # -- flat batches (Tokens): each encoder's layout -------------------------------------------
-def flat_rows(rows: list[list[int]], padding: str = "pre") -> Tokens:
-    lengths = torch.tensor([len(r) for r in rows])
-    offsets = torch.cat([torch.zeros(1, dtype=torch.int64), lengths.cumsum(0)])
-    flat = torch.tensor([i for r in rows for i in r], dtype=torch.int64)
-    return Tokens(flat, offsets, padding)
-
-
 ROWS = [[5, 9, 3, 7], [], [2], [8, 8, 1, 4, 6, 2, 3]]
 
 
