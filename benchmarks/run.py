@@ -132,15 +132,9 @@ def bench_speed(env: dict[str, str], tmp: Path, archive: Path) -> dict[str, Any]
         where = "in a child process, beside the imports" if " in process " in cold_log else ""
         line(f"  cold: reading + tokenising the 50,000 reviews took {built.group(1)} s {where}")
     imported, _ = seconds_of([sys.executable, "-c", "import embedclf.training.run"], env)
-    quick, _ = seconds_of(
-        [
-            sys.executable,
-            "-c",
-            "from embedclf.util.startup import quick_imports\n"
-            "with quick_imports(): import embedclf.training.run",
-        ],
-        env,
-    )
+    from scale import STACK_ONLY  # beside this file; the race measures the same import
+
+    quick, _ = seconds_of([sys.executable, "-c", STACK_ONLY], env)
     line(
         f"  importing the stack (embedclf.training.run: torch, Lightning, Hydra): {quick:.2f} s as "
         f"train.py does it (collector paused), {imported:.2f} s plain"

@@ -63,7 +63,7 @@ def nb_feature_weights(
     """
     if not alpha > 0:  # the ratios' smoothing: a zero count would divide by zero
         raise ValueError(f"alpha must be above 0, got {alpha}")
-    labels_seen: list[int] = []  # in order of first appearance: the rows of `holding`
+    index: dict = {}  # each label's row of `holding`, in order of first appearance
     # per class: its reviews holding each feature. 32-bit counts and rows: the loop reads and
     # writes these at random, and half the bytes took half the time (IMDB's 2.2M features)
     holding = np.zeros((0, size), dtype=np.int32)
@@ -74,29 +74,28 @@ def nb_feature_weights(
             raise ValueError(f"{len(labels)} labels for {len(features)} rows")
         if first_row + len(features) > np.iinfo(np.int32).max:
             raise ValueError(f"over {np.iinfo(np.int32).max:,} rows: their counts overflow")
-        new = sorted(set(np.unique(labels).tolist()) - set(labels_seen))
+        new = sorted(set(np.unique(labels).tolist()) - index.keys())
         if new:  # a class seen for the first time (at most once per class)
-            labels_seen += new
+            index.update(zip(new, range(len(index), len(index) + len(new)), strict=True))
             holding = np.concatenate([holding, np.zeros((len(new), size), np.int32)])
-        index = {label: k for k, label in enumerate(labels_seen)}
         row_class = np.array([index[label] for label in labels.tolist()], dtype=np.int64)
         flat = np.asarray(features.flat)
         bad = _count_holding(flat, features.offsets, row_class, first_row, last_row, holding)
         if bad >= 0:
             raise IndexError(f"a feature id ({flat[bad]}) lies outside the {size} features")
         first_row += len(features)
-    by_row = {label: k for k, label in enumerate(labels_seen)}
-    classes = sorted(by_row)
+    classes = sorted(index)
     counts = holding.sum(1, dtype=np.int64)  # per class: its reviews' feature counts, summed
+    total = int(counts.sum())
     every = holding.sum(0, dtype=np.int64)  # per feature: the reviews of any class holding it
     best = np.zeros(size, dtype=np.float64)
     ratio = np.empty(size, dtype=np.float64)
     for label in classes[1:] if len(classes) == 2 else classes:
-        k = by_row[label]
+        k = index[label]
         # |p| and |q| as numpy's sums of p and q give them: sums of whole numbers (counts
         # plus alpha 1) are exact in any order
         p_total = float(counts[k]) + alpha * size
-        q_total = float(counts.sum() - counts[k]) + alpha * size
+        q_total = float(total - counts[k]) + alpha * size
         _shares_ratio(holding, k, every, alpha, p_total, q_total, ratio)
         np.log(ratio, out=ratio)  # numpy's log, as before: the same bits
         np.abs(ratio, out=ratio)
